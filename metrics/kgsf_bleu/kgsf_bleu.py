@@ -1,0 +1,65 @@
+"""BLEU-1..4 for generated replies, computed with NLTK (no download needed).
+
+* ``bleu-n``: sentence-level BLEU with all weight on n-grams of order n, averaged over
+  replies (the KGSF reference code's form, with NLTK's smoothing method 1 so that short replies
+  do not score a hard zero).
+* ``corpus_bleu-4``: cumulative corpus BLEU-4 (uniform weights 1/4), the usual MT form.
+
+Replies and references are token lists, or strings split on white space. One reference per
+reply, or a list of references.
+"""
+import datasets
+import evaluate
+from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu, sentence_bleu
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (list of str or list of list of str): generated replies.
+    references (list of str or list of list of str): the ground-truth replies, one per prediction.
+Returns:
+    dict with ``bleu-1`` .. ``bleu-4`` (sentence average, single order) and ``corpus_bleu-4``.
+Example:
+    >>> bleu = evaluate.load("metrics/kgsf_bleu")
+    >>> bleu.compute(predictions=["a b c d"], references=["a b c d"])["bleu-4"]
+    1.0
+"""
+
+_WEIGHTS = {1: (1.0, 0, 0, 0), 2: (0, 1.0, 0, 0), 3: (0, 0, 1.0, 0), 4: (0, 0, 0, 1.0)}
+
+
+def _tokens(text):
+    return text.split() if isinstance(text, str) else list(text)
+
+
+class KgsfBleu(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=__doc__,
+            citation="Papineni et al., BLEU: a Method for Automatic Evaluation of Machine Translation, ACL 2002",
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=[
+                datasets.Features(
+                    {
+                        "predictions": datasets.Sequence(datasets.Value("string")),
+                        "references": datasets.Sequence(datasets.Value("string")),
+                    }
+                ),
+                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            ],
+        )
+
+    def _compute(self, predictions, references):
+        hypotheses = [_tokens(prediction) for prediction in predictions]
+        reference_lists = [[_tokens(reference)] for reference in references]
+        smoothing = SmoothingFunction().method1
+        results = {}
+        for n, weights in _WEIGHTS.items():
+            scores = [
+                sentence_bleu(refs, hyp, weights=weights, smoothing_function=smoothing)
+                for refs, hyp in zip(reference_lists, hypotheses)
+            ]
+            results[f"bleu-{n}"] = sum(scores) / len(scores) if scores else 0.0
+        results["corpus_bleu-4"] = (
+            corpus_bleu(reference_lists, hypotheses, smoothing_function=smoothing) if hypotheses else 0.0
+        )
+        return results

@@ -1,0 +1,87 @@
+"""The evaluate modules in metrics/, checked against values worked out by hand."""
+import math
+from pathlib import Path
+
+import evaluate
+import pytest
+
+METRICS = Path(__file__).resolve().parents[1] / "metrics"
+
+
+def load(name, config_name=None):
+    return evaluate.load(str(METRICS / name), config_name)
+
+
+def test_recall_all_cold_and_dedup():
+    recall = load("kgsf_recall", "protocols")
+    predictions = [[5, 1, 2, 3], [1, 2, 3, 4], [4, 3, 2, 1]]
+    references = [1, 4, 4]
+    context_items = [[5], [], [4]]
+    result = recall.compute(
+        predictions=predictions, references=references, context_items=context_items, k_values=[1, 2]
+    )
+    # all: example 0 hits at rank 2, example 1 misses both cut-offs, example 2 hits at rank 1
+    assert result["recall@1"] == pytest.approx(1 / 3)
+    assert result["recall@2"] == pytest.approx(2 / 3)
+    assert result["count"] == 3
+    # cold start: only example 1 (empty context), which misses
+    assert result["cold_start_count"] == 1 and result["cold_start_recall@2"] == 0.0
+    # dedup: example 2's target is in its context and is dropped; example 0 loses item 5 from
+    # the ranking, so its target moves to rank 1
+    assert result["dedup_count"] == 2
+    assert result["dedup_recall@1"] == pytest.approx(1 / 2)
+
+
+def test_recall_without_context_items_and_incremental_batches():
+    recall = load("kgsf_recall")
+    recall.add_batch(predictions=[[3, 1, 2]], references=[1])
+    recall.add_batch(predictions=[[1, 3, 2]], references=[1])
+    result = recall.compute(k_values=[1, 2])
+    assert result == {"recall@1": 0.5, "recall@2": 1.0, "count": 2}
+
+
+def test_recall_dedup_refuses_short_rankings():
+    recall = load("kgsf_recall", "protocols")
+    with pytest.raises(ValueError, match="fewer than k=2"):
+        recall.compute(predictions=[[7, 8]], references=[9], context_items=[[7]], k_values=[1, 2])
+
+
+def test_distinct_both_forms():
+    distinct = load("kgsf_distinct")
+    result = distinct.compute(predictions=["a b a b", "a b c"], n_values=[1, 2])
+    # unigrams: {a, b, c} of 7; bigrams: {ab, ba, bc} of 5 (3 + 2)
+    assert result["distinct-1"] == pytest.approx(3 / 7)
+    assert result["distinct-2"] == pytest.approx(3 / 5)
+    assert result["distinct-1_per_sentence"] == pytest.approx(3 / 2)
+    assert result["distinct-2_per_sentence"] == pytest.approx(3 / 2)
+
+
+def test_item_ratio():
+    ratio = load("kgsf_item_ratio")
+    replies = [["have", "you", "seen", "@123", "or", "@123"], ["hello"], ["try", "@77"], ["@email"]]
+    result = ratio.compute(predictions=replies)
+    assert result["item_ratio"] == pytest.approx(2 / 4)
+    assert result["items_per_reply"] == pytest.approx(3 / 4)
+    assert result["distinct_items"] == 2
+    restricted = ratio.compute(predictions=replies, item_tokens=["@123"])
+    assert restricted["item_ratio"] == pytest.approx(1 / 4)
+
+
+def test_bleu_identical_and_disjoint():
+    bleu = load("kgsf_bleu")
+    same = bleu.compute(predictions=["i like this movie a lot"], references=["i like this movie a lot"])
+    assert same["bleu-1"] == pytest.approx(1.0) and same["bleu-4"] == pytest.approx(1.0)
+    assert same["corpus_bleu-4"] == pytest.approx(1.0)
+    different = bleu.compute(predictions=["x y z w"], references=["a b c d"])
+    assert different["bleu-1"] == pytest.approx(0.0)
+    partial = bleu.compute(predictions=["a b x y"], references=["a b c d"])
+    assert partial["bleu-1"] == pytest.approx(0.5)
+
+
+def test_perplexity():
+    ppl = load("kgsf_perplexity")
+    result = ppl.compute(predictions=[3.0, 1.0], references=[2, 2])
+    assert result["nll_per_token"] == pytest.approx(1.0)
+    assert result["perplexity"] == pytest.approx(math.e)
+    with pytest.raises(ValueError, match="no tokens"):
+        ppl.compute(predictions=[0.0], references=[0])
