@@ -1,0 +1,299 @@
+"""The training loop shared by the three KGSF stages (MIM pre-training, recommender, conversation).
+
+Accelerate does the device placement, data parallelism, gradient clipping and checkpointing, so
+one script runs as ``python examples/x.py`` on a CPU and as ``accelerate launch examples/x.py`` on
+several GPUs or machines without edits.
+
+What the loop adds on top of Accelerate:
+
+* deterministic data order: the shuffle of epoch ``e`` is a permutation seeded with
+  ``seed + e`` (:class:`EpochShuffleSampler`), so a resumed run sees the same batches;
+* ``accelerator.save_state`` every ``checkpoint_steps`` (model, optimiser, RNG states and the
+  loop's own :class:`LoopState`), and ``--resume`` continuing from the newest checkpoint, also
+  after a SIGKILL (checkpoints are written to a temporary folder and renamed when complete);
+* evaluation every ``eval_steps`` and at the end of each epoch, early stopping with ``patience``,
+  and the best weights kept as a ``save_pretrained`` folder;
+* a tqdm progress bar with loss and throughput, and a JSON-lines log of every evaluation;
+* ``max_steps`` and ``time_budget`` (seconds) for short runs.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+
+@dataclass
+class TrainingArguments:
+    """Options of one training stage (parsed with ``transformers.HfArgumentParser``)."""
+
+    output_dir: str = field(metadata={"help": "Folder for checkpoints, logs and the final model."})
+    seed: int = field(default=42, metadata={"help": "Seed for initialisation, data order and sampling."})
+    batch_size: int = field(default=32, metadata={"help": "Examples per batch and process."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
+    max_grad_norm: float = field(default=0.1, metadata={"help": "Gradient clipping (L2 norm)."})
+    num_epochs: int = field(default=30, metadata={"help": "Upper bound on epochs."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimiser steps (-1: no bound)."})
+    time_budget: float = field(default=-1, metadata={"help": "Stop after this many seconds of training (-1: no bound)."})
+    eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps (0: only at the end of each epoch)."})
+    patience: int = field(default=3, metadata={"help": "Stop after this many evaluations without improvement (0: never)."})
+    checkpoint_steps: int = field(default=200, metadata={"help": "accelerator.save_state every N steps (0: never)."})
+    resume: bool = field(default=False, metadata={"help": "Continue from the newest checkpoint in output_dir."})
+    log_steps: int = field(default=10, metadata={"help": "Update the progress bar's loss every N steps."})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Shuffles with a permutation seeded by ``seed + epoch``: the same order on every run and resume."""
+
+    def __init__(self, num_examples: int, seed: int):
+        self.num_examples = num_examples
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.num_examples, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+
+@dataclass
+class LoopState:
+    """Where the loop is; saved with every checkpoint (``register_for_checkpointing``)."""
+
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+    elapsed_seconds: float = 0.0
+    best_score: float = -math.inf
+    best_step: int = -1
+    evaluations_without_improvement: int = 0
+    last_evaluated_step: int = -1
+    stopped_early: bool = False
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+class StageTrainer:
+    """Trains one stage.
+
+    Args:
+        args: the loop's options.
+        model: the model (a ``PreTrainedModel``); only parameters with ``requires_grad`` are trained.
+        train_dataset: a map-style dataset of examples.
+        collate_fn: builds a batch dict from a list of examples.
+        compute_loss: ``(model, batch) -> (loss, {name: float})``.
+        evaluate: ``(model, accelerator) -> {metric: value}``, run on every process (use
+            ``accelerator.gather_for_metrics`` inside).
+        score: ``metrics -> float``, higher is better; it picks the best weights and drives early stopping.
+        save_model: ``(unwrapped_model, folder, metrics) -> None``, writes a self-contained folder.
+        stage: the stage's name, for logs.
+    """
+
+    def __init__(
+        self,
+        args: TrainingArguments,
+        model: torch.nn.Module,
+        train_dataset,
+        collate_fn: Callable,
+        compute_loss: Callable,
+        evaluate: Callable,
+        score: Callable[[dict], float],
+        save_model: Callable,
+        stage: str,
+        accelerator: Accelerator | None = None,
+    ):
+        self.args = args
+        self.stage = stage
+        self.output_dir = Path(args.output_dir)
+        self.accelerator = accelerator or Accelerator()
+        self.compute_loss = compute_loss
+        self.evaluate_fn = evaluate
+        self.score = score
+        self.save_model = save_model
+        self.state = LoopState()
+        set_seed(args.seed)
+
+        self.sampler = EpochShuffleSampler(len(train_dataset), args.seed)
+        dataloader = DataLoader(
+            train_dataset,
+            batch_size=args.batch_size,
+            sampler=self.sampler,
+            collate_fn=collate_fn,
+            num_workers=args.num_workers,
+            # a private generator: starting an iterator must not draw from the global RNG, or a
+            # resumed run (which starts its iterator after restoring the RNG) would diverge
+            generator=torch.Generator().manual_seed(args.seed),
+        )
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        if not parameters:
+            raise ValueError(f"stage '{stage}': the model has no trainable parameters")
+        optimizer = torch.optim.Adam(parameters, lr=args.learning_rate)
+        self.model, self.optimizer, self.dataloader = self.accelerator.prepare(model, optimizer, dataloader)
+        self.accelerator.register_for_checkpointing(self.state)
+
+    # ---------------------------------------------------------------- checkpoints
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint (``step_<n>`` folders; incomplete ones end in ``.tmp``)."""
+        if not self.checkpoint_root.exists():
+            return None
+        complete = [p for p in self.checkpoint_root.iterdir() if p.is_dir() and p.name.startswith("step_") and p.name[5:].isdigit()]
+        return max(complete, key=lambda p: int(p.name[5:]), default=None)
+
+    def save_checkpoint(self) -> None:
+        """Write the checkpoint atomically (temp folder, then rename) and keep only the newest one."""
+        final = self.checkpoint_root / f"step_{self.state.step}"
+        partial = self.checkpoint_root / f"step_{self.state.step}.tmp"
+        if self.accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(partial))
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            os.replace(partial, final)
+            for old in self.checkpoint_root.iterdir():
+                if old != final:
+                    shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+
+    def maybe_resume(self) -> None:
+        if not self.args.resume:
+            return
+        checkpoint = self.latest_checkpoint()
+        if checkpoint is None:
+            self.accelerator.print(f"[{self.stage}] --resume: no checkpoint in {self.checkpoint_root}, starting fresh")
+            return
+        self.accelerator.load_state(str(checkpoint))
+        self.accelerator.print(f"[{self.stage}] resumed from {checkpoint} (step {self.state.step}, epoch {self.state.epoch})")
+
+    # ---------------------------------------------------------------- evaluation
+    def log_path(self) -> Path:
+        return self.output_dir / "metrics.jsonl"
+
+    def run_evaluation(self) -> dict:
+        self.model.eval()
+        with torch.no_grad():
+            metrics = self.evaluate_fn(self.model, self.accelerator)
+        self.model.train()
+        score = self.score(metrics)
+        self.state.last_evaluated_step = self.state.step
+        record = {"stage": self.stage, "step": self.state.step, "epoch": self.state.epoch, "score": score, **metrics}
+        improved = score > self.state.best_score
+        if improved:
+            self.state.best_score, self.state.best_step = score, self.state.step
+            self.state.evaluations_without_improvement = 0
+            self.save(self.output_dir / "best", metrics)
+        else:
+            self.state.evaluations_without_improvement += 1
+        if self.accelerator.is_main_process:
+            with self.log_path().open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        self.accelerator.print(f"[{self.stage}] step {self.state.step}: {shown}{' (best)' if improved else ''}")
+        return metrics
+
+    def save(self, folder: Path, metrics: dict) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            self.save_model(self.accelerator.unwrap_model(self.model), folder, metrics)
+        self.accelerator.wait_for_everyone()
+
+    # ---------------------------------------------------------------- the loop
+    def out_of_budget(self, started: float) -> bool:
+        args, state = self.args, self.state
+        if args.max_steps > 0 and state.step >= args.max_steps:
+            return True
+        return args.time_budget > 0 and state.elapsed_seconds + (time.time() - started) >= args.time_budget
+
+    def train(self) -> dict:
+        """Run the stage; returns the best evaluation's metrics (and leaves ``best/`` on disk)."""
+        args, state = self.args, self.state
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.maybe_resume()
+        self.model.train()
+        started = time.time()
+        steps_per_epoch = len(self.dataloader)
+        finished = state.stopped_early
+        progress = tqdm(
+            total=steps_per_epoch * args.num_epochs if args.max_steps <= 0 else args.max_steps,
+            initial=state.step,
+            desc=self.stage,
+            disable=not self.accelerator.is_local_main_process,
+            dynamic_ncols=True,
+        )
+        while not finished and state.epoch < args.num_epochs:
+            self.dataloader.set_epoch(state.epoch)
+            batches = self.dataloader
+            if state.step_in_epoch:
+                batches = self.accelerator.skip_first_batches(self.dataloader, state.step_in_epoch)
+            examples_seen, window_start = 0, time.time()
+            for batch in batches:
+                loss, logs = self.compute_loss(self.model, batch)
+                self.accelerator.backward(loss)
+                if args.max_grad_norm > 0:
+                    self.accelerator.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                state.step += 1
+                state.step_in_epoch += 1
+                examples_seen += next(iter(batch.values())).shape[0] * self.accelerator.num_processes
+                progress.update(1)
+                if state.step % args.log_steps == 0:
+                    throughput = examples_seen / max(time.time() - window_start, 1e-9)
+                    progress.set_postfix(loss=f"{loss.item():.4f}", ex_per_s=f"{throughput:.1f}", **{k: f"{v:.4f}" for k, v in logs.items()})
+                if args.eval_steps and state.step % args.eval_steps == 0:
+                    self.run_evaluation()
+                    if args.patience and state.evaluations_without_improvement >= args.patience:
+                        state.stopped_early = finished = True
+                if args.checkpoint_steps and state.step % args.checkpoint_steps == 0:
+                    state.elapsed_seconds += time.time() - started
+                    started = time.time()
+                    self.save_checkpoint()
+                if finished or self.out_of_budget(started):
+                    finished = True
+                    break
+            else:  # the epoch ran to its end
+                state.epoch += 1
+                state.step_in_epoch = 0
+                if state.last_evaluated_step != state.step:
+                    self.run_evaluation()
+                if args.patience and state.evaluations_without_improvement >= args.patience:
+                    state.stopped_early = finished = True
+        progress.close()
+        if state.last_evaluated_step != state.step:  # stopped by max_steps / time_budget mid-epoch
+            self.run_evaluation()
+        state.elapsed_seconds += time.time() - started
+        latest = self.latest_checkpoint()
+        if args.checkpoint_steps and (latest is None or latest.name != f"step_{state.step}"):
+            self.save_checkpoint()
+        best = self.output_dir / "best"
+        summary = {"stage": self.stage, "best_step": state.best_step, "best_score": state.best_score, "steps": state.step,
+                   "epochs": state.epoch, "train_seconds": round(state.elapsed_seconds, 1), "best_model": str(best)}
+        if self.accelerator.is_main_process:
+            (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        return summary
