@@ -1,0 +1,141 @@
+"""What the stage scripts share: argument parsing, data and model set-up, saving.
+
+Kept out of the package on purpose: these are the example scripts' glue, the package's modules
+(data in ``datasets_scripts``, model in ``modeling_kgsf``) know nothing of it.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import HfArgumentParser
+
+from kgsf_trainer import TrainingArguments
+from model_card import write_model_card
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # running from a clone without `pip install -e .`
+    sys.path.insert(0, str(REPO_ROOT))
+
+from datasets_scripts.collator import KGSFDataCollator, expand_recommendation_examples  # noqa: E402
+from datasets_scripts.redial import load_redial, load_resources  # noqa: E402
+from modeling_kgsf import KGSFConfig, KGSFForConversationalRecommendation  # noqa: E402
+
+
+@dataclass
+class DataArguments:
+    data_dir: str | None = field(default=None, metadata={"help": "ReDial + KG files (default: $KGSF_DATA_DIR, then ../shared/data)."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Converted and processed data (default: $KGSF_CACHE_DIR, then ~/.cache/kgsf)."})
+    include_recovered: bool = field(default=True, metadata={"help": "Add the conversations recovered from UniCRS samples to train."})
+    max_train_examples: int = field(default=-1, metadata={"help": "Use only the first N training examples (-1: all)."})
+    max_eval_examples: int = field(default=-1, metadata={"help": "Use only the first N evaluation examples (-1: all)."})
+    eval_split: str = field(default="validation", metadata={"help": "Split used for model selection."})
+
+
+@dataclass
+class ModelArguments:
+    init_from: str | None = field(default=None, metadata={"help": "A save_pretrained folder to start from (the previous stage's best/)."})
+    model_config: str | None = field(default=None, metadata={"help": "JSON file with KGSFConfig arguments (see configuration/)."})
+    config_overrides: str | None = field(default=None, metadata={"help": "Comma-separated key=value KGSFConfig overrides, e.g. 'use_mim=false,num_bases=4'."})
+
+
+def parse_arguments(*dataclass_types, argv: list[str] | None = None):
+    """Flags, or a single JSON file holding all of them (HfArgumentParser)."""
+    parser = HfArgumentParser(dataclass_types)
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(argv[0])
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def _parse_overrides(text: str | None) -> dict:
+    overrides = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        if "=" not in item:
+            raise ValueError(f"config override '{item}' is not key=value")
+        key, value = item.split("=", 1)
+        try:
+            overrides[key.strip()] = json.loads(value.strip().lower() if value.strip().lower() in ("true", "false") else value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value.strip()
+    return overrides
+
+
+class KGSFData:
+    """The processed splits and the resources derived from the same files (tokenizer, graphs, maps)."""
+
+    def __init__(self, data_args: DataArguments):
+        self.args = data_args
+        self.splits = load_redial(data_args.data_dir, cache_dir=data_args.cache_dir, include_recovered=data_args.include_recovered)
+        self.resources = load_resources(data_args.data_dir, cache_dir=data_args.cache_dir, train_dataset=self.splits["train"])
+        self.tokenizer = self.resources.tokenizer
+
+    def split(self, name: str, task: str, limit: int = -1):
+        """Rows of a split for a task: ``rec`` (one per turn and target item) or ``conv`` (one per turn)."""
+        rows = self.splits[name]
+        if task == "rec":
+            rows = expand_recommendation_examples(rows, self.resources.item_index_of_entity)
+        if limit > 0:
+            rows = rows.select(range(min(limit, len(rows))))
+        return rows
+
+    def collator(self, task: str) -> KGSFDataCollator:
+        return KGSFDataCollator(self.tokenizer, self.resources.item_index_of_entity, mode=task)
+
+    def eval_dataloader(self, split: str, task: str, batch_size: int, accelerator, limit: int = -1) -> DataLoader:
+        loader = DataLoader(self.split(split, task, limit), batch_size=batch_size, shuffle=False, collate_fn=self.collator(task))
+        return accelerator.prepare(loader)
+
+    def statistics(self) -> dict:
+        return {name: len(rows) for name, rows in self.splits.items()}
+
+
+def build_model(data: KGSFData, model_args: ModelArguments) -> KGSFForConversationalRecommendation:
+    """Start from ``init_from`` (previous stage) or build a new model over the data's graphs."""
+    overrides = _parse_overrides(model_args.config_overrides)
+    if model_args.init_from:
+        model = KGSFForConversationalRecommendation.from_pretrained(model_args.init_from, **overrides)
+        return model
+    config_kwargs = json.loads(Path(model_args.model_config).read_text()) if model_args.model_config else {}
+    resources = data.resources
+    config = KGSFConfig(
+        **{
+            **config_kwargs,
+            "vocab_size": len(data.tokenizer),
+            "n_entity": resources.item_graph.num_nodes,
+            "n_relation": resources.item_graph.num_relations,
+            "n_concept": resources.word_graph.num_nodes,
+            "n_dbpedia_edges": resources.item_graph.edge_index.shape[1],
+            "n_conceptnet_edges": resources.word_graph.edge_index.shape[1],
+            "n_item": len(resources.item_entity_ids),
+            **overrides,
+        }
+    )
+    model = KGSFForConversationalRecommendation(config)
+    model.set_graphs(
+        dbpedia_edge_index=resources.item_graph.edge_index,
+        dbpedia_edge_type=resources.item_graph.edge_type,
+        conceptnet_edge_index=resources.word_graph.edge_index,
+        item_entity_ids=torch.tensor(resources.item_entity_ids),
+    )
+    model.set_vocab_masks(kg_word_vocab_mask=resources.kg_word_vocab_mask, item_token_vocab_mask=resources.item_token_vocab_mask)
+    model.load_word_embeddings(resources.word_embeddings)
+    return model
+
+
+def make_save_model(data: KGSFData, stage: str, training_args: TrainingArguments):
+    """The trainer's ``save_model`` callback: weights + tokenizer + model card in one folder."""
+
+    def save_model(model, folder: Path, metrics: dict) -> None:
+        folder = Path(folder)
+        model.save_pretrained(folder)
+        data.tokenizer.save_pretrained(folder)
+        config = model.config.to_dict()
+        summary = {key: config[key] for key in sorted(config) if not key.startswith("_") and not isinstance(config[key], (dict, list))}
+        write_model_card(folder, stage, metrics, data.statistics(), asdict(training_args), summary)
+
+    return save_model

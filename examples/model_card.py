@@ -1,0 +1,99 @@
+"""Model cards (README.md with Hub metadata) for the folders the training stages write."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from huggingface_hub import ModelCard, ModelCardData
+
+_STAGES = {
+    "mim": "graph encoders pre-trained with Mutual Information Maximization (stage 1 of Algorithm 1)",
+    "recommender": "recommender trained with L_rec + λ·L_MIM (stage 2 of Algorithm 1)",
+    "conversation": "full model: recommender frozen, KG-enhanced Transformer trained for replies (stage 3)",
+}
+
+
+def _format_metrics(metrics: dict) -> str:
+    rows = [f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |" for name, value in metrics.items()]
+    return "\n".join(["| metric | value |", "|---|---|", *rows]) if rows else "(not evaluated)"
+
+
+def write_model_card(folder: str | Path, stage: str, metrics: dict, data_statistics: dict, training_arguments: dict,
+                     config_summary: dict) -> Path:
+    """Write ``folder/README.md`` describing the data, protocol, metrics and how to load the model."""
+    folder = Path(folder)
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=["kgsf", "conversational-recommendation", "knowledge-graph", "redial"],
+        license="cc-by-sa-4.0",
+        datasets=["ReDial"],
+    )
+    content = f"""---
+{card_data.to_yaml()}
+---
+
+# KGSF ({stage})
+
+KGSF (Zhou et al., KDD 2020, "Improving Conversational Recommender Systems via Knowledge Graph
+based Semantic Fusion"): {_STAGES.get(stage, stage)}.
+
+## How to load
+
+```python
+from transformers import AutoModel, AutoTokenizer
+model = AutoModel.from_pretrained("{folder.name}", trust_remote_code=True)
+tokenizer = AutoTokenizer.from_pretrained("{folder.name}", trust_remote_code=True)
+# or, with the kgsf package installed:
+from modeling_kgsf import KGSFForConversationalRecommendation, KGSFTokenizer
+model = KGSFForConversationalRecommendation.from_pretrained("{folder.name}")
+```
+
+The folder is self-contained: weights (safetensors) hold the DBpedia and ConceptNet graphs as
+buffers, and the vocabulary is in `vocab.json`.
+
+## Data
+
+ReDial movie dialogues with the DBpedia item graph and the ConceptNet word graph of the KGSF
+release. The training split holds fewer conversations than the paper's (see the statistics and
+`docs/DATA.md` in the kgsf repository).
+
+```json
+{json.dumps(data_statistics, indent=2, default=str)}
+```
+
+## Evaluation protocol
+
+Recommendation: Recall@k over the movie set, one example per (recommender turn, mentioned
+movie) as in the reference code; "cold start" keeps examples whose context mentions no movie;
+"dedup" removes movies already mentioned in the context from the ranking and the targets.
+Conversation: perplexity of the reference replies; greedy replies scored with Distinct-n
+(`distinct-n`: unique/all n-grams; `distinct-n_per_sentence`: unique n-grams per reply, the
+reference code's form), item ratio (share of replies with a movie token) and BLEU.
+
+## Metrics (validation, best checkpoint of this stage)
+
+{_format_metrics(metrics)}
+
+## Training
+
+Model configuration (excerpt):
+
+```json
+{json.dumps(config_summary, indent=2, default=str)}
+```
+
+Training arguments:
+
+```json
+{json.dumps(training_arguments, indent=2, default=str)}
+```
+
+## Licence
+
+ReDial is CC BY 4.0; the DBpedia-derived graph is CC BY-SA 3.0; the ConceptNet-derived graph is
+CC BY-SA 4.0.
+"""
+    path = folder / "README.md"
+    ModelCard(content).save(path)
+    return path
