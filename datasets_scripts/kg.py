@@ -106,7 +106,7 @@ def load_dbpedia(data_dir: PathLike = None, cache_dir: PathLike = None) -> DBped
     return DBpediaEntities(uri_to_entity, entity_to_uri, item_entity_ids, movie_id_to_entity, movie_id_to_title, movie_id_to_mentions)
 
 
-def _reference_relation_set(triples: list[tuple[int, int, int]], num_nodes: int) -> list[int]:
+def _reference_relation_set(triples: list[tuple[int, int, int]], num_nodes: int, min_count: int = RELATION_MIN_COUNT) -> list[int]:
     """KGSF relation ids the reference keeps, in the order its edge list first meets them.
 
     The reference's ``_edge_list(kg, n_entity, hop=2)`` lists, per entity in id order, a self-loop
@@ -120,7 +120,7 @@ def _reference_relation_set(triples: list[tuple[int, int, int]], num_nodes: int)
     for _, relation, _ in triples:  # triples are sorted by head
         if relation not in order:
             order.append(relation)
-    return [relation for relation in order if counts.get(relation, 0) > RELATION_MIN_COUNT]
+    return [relation for relation in order if counts.get(relation, 0) > min_count]
 
 
 def _name_relations(data_dir: PathLike, entities: DBpediaEntities, edges_by_relation: dict[int, set]) -> tuple[dict[int, str], dict]:
@@ -163,15 +163,21 @@ def _name_relations(data_dir: PathLike, entities: DBpediaEntities, edges_by_rela
     return names, coverage
 
 
-def load_item_graph(data_dir: PathLike = None, cache_dir: PathLike = None, entities: DBpediaEntities | None = None) -> ItemGraph:
+def load_item_graph(
+    data_dir: PathLike = None,
+    cache_dir: PathLike = None,
+    entities: DBpediaEntities | None = None,
+    relation_min_count: int = RELATION_MIN_COUNT,
+) -> ItemGraph:
     """DBpedia graph with the reference's filtering, as ``edge_index``/``edge_type`` tensors.
 
     Self-loop per entity, both directions of each triple (triples that are self-loops or use
     relation 185 are dropped, as the reference), only the relations the reference keeps,
-    renumbered 0..R-1 in the reference's order. Each edge appears once.
+    renumbered 0..R-1 in the reference's order. Each edge appears once. One node per entity of
+    the entity map (64,362 for the release).
     """
     entities = entities or load_dbpedia(data_dir, cache_dir)
-    num_nodes = N_ENTITY
+    num_nodes = entities.num_entities
     subkg = _read_json(paths.converted_pickles_dir(data_dir, cache_dir) / "subkg.json")
     # Ordered by head id, each head's triples in stored order: the order the reference walks them.
     triples = sorted(
@@ -180,7 +186,7 @@ def load_item_graph(data_dir: PathLike = None, cache_dir: PathLike = None, entit
     )
     # The reference's own filter: drop self-pointing triples and explicit self-loop triples.
     kept_triples = [(h, r, t) for h, r, t in triples if h != t and r != SELF_LOOP_RELATION]
-    kept_relations = _reference_relation_set(kept_triples, num_nodes)
+    kept_relations = _reference_relation_set(kept_triples, num_nodes, relation_min_count)
     new_id = {relation: index for index, relation in enumerate(kept_relations)}
 
     edges_by_relation: dict[int, set] = defaultdict(set)
@@ -260,7 +266,7 @@ def load_word_graph(data_dir: PathLike = None, concept_vocab: dict[str, int] | N
     connected = set(edge_index[0].tolist())
     return WordGraph(
         edge_index=edge_index,
-        num_nodes=N_CONCEPT,
+        num_nodes=max(concept_vocab.values(), default=0) + 1,  # 29,309 for key2index_3rd.json
         statistics={
             "edge_lines": lines,
             "malformed_lines": malformed,
