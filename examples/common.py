@@ -21,8 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # running from a clone without `pip install -e .`
     sys.path.insert(0, str(REPO_ROOT))
 
-from datasets_scripts.collator import KGSFDataCollator, expand_recommendation_examples  # noqa: E402
+from datasets_scripts.collator import KGSFDataCollator, expand_for_recommendation  # noqa: E402
 from datasets_scripts.redial import load_redial, load_resources  # noqa: E402
+from datasets_scripts.word2vec import train_word2vec  # noqa: E402
 from modeling_kgsf import KGSFConfig, KGSFForConversationalRecommendation  # noqa: E402
 
 
@@ -34,6 +35,7 @@ class DataArguments:
     max_train_examples: int = field(default=-1, metadata={"help": "Use only the first N training examples (-1: all)."})
     max_eval_examples: int = field(default=-1, metadata={"help": "Use only the first N evaluation examples (-1: all)."})
     eval_split: str = field(default="validation", metadata={"help": "Split used for model selection."})
+    train_files: list[str] | None = field(default=None, metadata={"help": "Raw ReDial jsonl training files (e.g. the full train_data.jsonl)."})
 
 
 @dataclass
@@ -70,15 +72,25 @@ class KGSFData:
 
     def __init__(self, data_args: DataArguments):
         self.args = data_args
-        self.splits = load_redial(data_args.data_dir, cache_dir=data_args.cache_dir, include_recovered=data_args.include_recovered)
-        self.resources = load_resources(data_args.data_dir, cache_dir=data_args.cache_dir, train_dataset=self.splits["train"])
+        self.resources = load_resources(data_args.data_dir, cache_dir=data_args.cache_dir)
+        self.splits, self.data_statistics = load_redial(
+            data_args.data_dir, cache_dir=data_args.cache_dir, train_files=data_args.train_files,
+            include_recovered=data_args.include_recovered, resources=self.resources, return_statistics=True,
+        )
         self.tokenizer = self.resources.tokenizer
+        self._expanded = {}
+
+    def word_embeddings(self) -> torch.Tensor:
+        """word2vec vectors trained on the training split (cached), to initialise the word embeddings."""
+        return train_word2vec(self.splits["train"], self.tokenizer, cache_dir=self.args.cache_dir)
 
     def split(self, name: str, task: str, limit: int = -1):
         """Rows of a split for a task: ``rec`` (one per turn and target item) or ``conv`` (one per turn)."""
         rows = self.splits[name]
         if task == "rec":
-            rows = expand_recommendation_examples(rows, self.resources.item_index_of_entity)
+            if name not in self._expanded:
+                self._expanded[name] = expand_for_recommendation(rows)
+            rows = self._expanded[name]
         if limit > 0:
             rows = rows.select(range(min(limit, len(rows))))
         return rows
@@ -91,7 +103,12 @@ class KGSFData:
         return accelerator.prepare(loader)
 
     def statistics(self) -> dict:
-        return {name: len(rows) for name, rows in self.splits.items()}
+        """Split sizes, for model cards."""
+        return {
+            "samples": {name: len(rows) for name, rows in self.splits.items()},
+            "conversations": {name: len(set(rows["conversation_id"])) for name, rows in self.splits.items()},
+            "include_recovered": self.args.include_recovered,
+        }
 
 
 def build_model(data: KGSFData, model_args: ModelArguments) -> KGSFForConversationalRecommendation:
@@ -111,7 +128,7 @@ def build_model(data: KGSFData, model_args: ModelArguments) -> KGSFForConversati
             "n_concept": resources.word_graph.num_nodes,
             "n_dbpedia_edges": resources.item_graph.edge_index.shape[1],
             "n_conceptnet_edges": resources.word_graph.edge_index.shape[1],
-            "n_item": len(resources.item_entity_ids),
+            "n_item": resources.item_entity_ids.numel(),
             **overrides,
         }
     )
@@ -120,10 +137,10 @@ def build_model(data: KGSFData, model_args: ModelArguments) -> KGSFForConversati
         dbpedia_edge_index=resources.item_graph.edge_index,
         dbpedia_edge_type=resources.item_graph.edge_type,
         conceptnet_edge_index=resources.word_graph.edge_index,
-        item_entity_ids=torch.tensor(resources.item_entity_ids),
+        item_entity_ids=resources.item_entity_ids,
     )
     model.set_vocab_masks(kg_word_vocab_mask=resources.kg_word_vocab_mask, item_token_vocab_mask=resources.item_token_vocab_mask)
-    model.load_word_embeddings(resources.word_embeddings)
+    model.load_word_embeddings(data.word_embeddings())
     return model
 
 
