@@ -24,7 +24,6 @@ if str(REPO_ROOT) not in sys.path:  # running from a clone without `pip install 
 from datasets_scripts.collator import KGSFDataCollator, expand_for_recommendation  # noqa: E402
 from datasets_scripts.redial import load_redial, load_resources  # noqa: E402
 from datasets_scripts.word2vec import train_word2vec  # noqa: E402
-from modeling_kgsf import KGSFConfig, KGSFForConversationalRecommendation  # noqa: E402
 
 
 @dataclass
@@ -111,8 +110,10 @@ class KGSFData:
         }
 
 
-def build_model(data: KGSFData, model_args: ModelArguments) -> KGSFForConversationalRecommendation:
+def build_model(data: KGSFData, model_args: ModelArguments):
     """Start from ``init_from`` (previous stage) or build a new model over the data's graphs."""
+    from modeling_kgsf import KGSFConfig, KGSFForConversationalRecommendation
+
     overrides = _parse_overrides(model_args.config_overrides)
     if model_args.init_from:
         model = KGSFForConversationalRecommendation.from_pretrained(model_args.init_from, **overrides)
