@@ -1,0 +1,26 @@
+"""KGSF model package: configuration, model classes and output types (Auto classes registered on import)."""
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+
+from .configuration_kgsf import KGSFConfig
+from .modeling_kgsf import (
+    KGSFContextOutput,
+    KGSFForConversationalRecommendation,
+    KGSFModel,
+    KGSFModelOutput,
+    KGSFOutput,
+    KGSFPreTrainedModel,
+)
+
+AutoConfig.register("kgsf", KGSFConfig, exist_ok=True)
+AutoModel.register(KGSFConfig, KGSFModel, exist_ok=True)
+AutoModelForSeq2SeqLM.register(KGSFConfig, KGSFForConversationalRecommendation, exist_ok=True)
+
+__all__ = [
+    "KGSFConfig",
+    "KGSFContextOutput",
+    "KGSFForConversationalRecommendation",
+    "KGSFModel",
+    "KGSFModelOutput",
+    "KGSFOutput",
+    "KGSFPreTrainedModel",
+]

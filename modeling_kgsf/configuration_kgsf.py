@@ -1,0 +1,149 @@
+"""KGSF configuration."""
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+MIM_FORMS = ("contrastive", "regression")
+ITEM_GRAPH_ENCODERS = ("featureless", "embedding")
+
+
+class KGSFConfig(PretrainedConfig):
+    r"""Configuration of :class:`KGSFForConversationalRecommendation` (Zhou et al., KDD 2020).
+
+    Defaults reproduce the reference code (RUCAIBox/KGSF) on ReDial.
+
+    Vocabulary and text Transformer:
+        vocab_size (int, 23929): word vocabulary (0 pad, 1 start, 2 end, 3 unk, then KGSF's words).
+        d_model (int, 300): token embedding and Transformer width (word2vec size).
+        encoder_layers / decoder_layers (int, 2): Transformer layers.
+        attention_heads (int, 2): heads of every multi-head attention.
+        ffn_dim (int, 300): inner size of the position-wise feed-forward network.
+        dropout (float, 0.1): dropout after embeddings, attention and FFN blocks.
+        attention_dropout (float, 0.0): dropout on attention probabilities.
+        relu_dropout (float, 0.1): dropout inside the FFN, after the ReLU.
+        scale_embedding (bool, True): multiply token embeddings by sqrt(d_model) (ParlAI default).
+        max_context_length (int, 256): context tokens the data keeps (positions are sinusoidal,
+            so this is informative only).
+        max_response_length (int, 30): response tokens; the default ``max_new_tokens``.
+        pad_token_id / bos_token_id (= decoder_start_token_id) / eos_token_id / unk_token_id
+            (int, 0 / 1 / 2 / 3).
+
+    Knowledge graphs:
+        kg_dim (int, 128): node vector size of both graph encoders (the recommender's space).
+        n_entity (int, 64362): DBpedia nodes (entity ids 0..n_entity-1).
+        n_relation (int, 46): DBpedia relations (self-loop included).
+        num_bases (int, 8): R-GCN basis decomposition size.
+        n_concept (int, 29309): ConceptNet nodes (0 = padding concept).
+        n_dbpedia_edges (int, 365022): columns of the ``dbpedia_edge_index`` buffer.
+        n_conceptnet_edges (int, 43486): columns of the ``conceptnet_edge_index`` buffer.
+        n_item (int, 6924): recommendable items (``item_entity_ids`` buffer).
+        item_graph_encoder (str, "featureless"): ``"featureless"`` = the reference's
+            ``RGCNConv(n_entity, kg_dim, R, num_bases)`` on one-hot input (~74M parameters);
+            ``"embedding"`` = a learned ``(n_entity, entity_embedding_dim)`` table fed to the R-GCN.
+        entity_embedding_dim (int, 32): input size of the R-GCN in the ``"embedding"`` form.
+
+    Fusion and recommendation:
+        mim_form (str, "contrastive"): ``"contrastive"`` = the paper's MIM: a self-attentive
+            "super token" over the context words, discriminator ``g(e, w) = σ(n_eᵀ T v_w)``,
+            positives = (context entity, own super token), negatives = (entity of another
+            conversation of the batch, super token), binary cross-entropy.
+            ``"regression"`` = the reference code: the word-side user vector is mapped to
+            ``n_entity`` scores and regressed (MSE) onto the multi-hot vector of the context
+            entities.
+        mim_weight (float, 0.025): λ of ``L_rec + λ L_MIM``.
+
+    Ablation switches (all True = KGSF):
+        use_mim: add λ·L_MIM to the recommendation loss.
+        use_dbpedia: R-GCN message passing over DBpedia (False: entity vectors are the R-GCN's
+            root term only, i.e. free embeddings).
+        use_conceptnet: the word side (ConceptNet GCN) in user vector, decoder and copy (False:
+            KBRD-like, entities only; also disables MIM).
+        use_kg_attention: the decoder's attention over context words and entities.
+        use_copy: the copy head over KG words and item tokens.
+    """
+
+    model_type = "kgsf"
+
+    def __init__(
+        self,
+        vocab_size: int = 23929,
+        d_model: int = 300,
+        encoder_layers: int = 2,
+        decoder_layers: int = 2,
+        attention_heads: int = 2,
+        ffn_dim: int = 300,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        relu_dropout: float = 0.1,
+        scale_embedding: bool = True,
+        max_context_length: int = 256,
+        max_response_length: int = 30,
+        kg_dim: int = 128,
+        n_entity: int = 64362,
+        n_relation: int = 46,
+        num_bases: int = 8,
+        n_concept: int = 29309,
+        n_dbpedia_edges: int = 365022,
+        n_conceptnet_edges: int = 43486,
+        n_item: int = 6924,
+        item_graph_encoder: str = "featureless",
+        entity_embedding_dim: int = 32,
+        mim_form: str = "contrastive",
+        mim_weight: float = 0.025,
+        use_mim: bool = True,
+        use_dbpedia: bool = True,
+        use_conceptnet: bool = True,
+        use_kg_attention: bool = True,
+        use_copy: bool = True,
+        pad_token_id: int = 0,
+        bos_token_id: int = 1,
+        eos_token_id: int = 2,
+        unk_token_id: int = 3,
+        decoder_start_token_id: int = 1,
+        is_encoder_decoder: bool = True,
+        **kwargs,
+    ):
+        if mim_form not in MIM_FORMS:
+            raise ValueError(f"mim_form must be one of {MIM_FORMS}, got {mim_form!r}")
+        if item_graph_encoder not in ITEM_GRAPH_ENCODERS:
+            raise ValueError(f"item_graph_encoder must be one of {ITEM_GRAPH_ENCODERS}, got {item_graph_encoder!r}")
+        if d_model % attention_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by attention_heads ({attention_heads})")
+        self.vocab_size = vocab_size
+        self.d_model = d_model
+        self.encoder_layers = encoder_layers
+        self.decoder_layers = decoder_layers
+        self.attention_heads = attention_heads
+        self.ffn_dim = ffn_dim
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.relu_dropout = relu_dropout
+        self.scale_embedding = scale_embedding
+        self.max_context_length = max_context_length
+        self.max_response_length = max_response_length
+        self.kg_dim = kg_dim
+        self.n_entity = n_entity
+        self.n_relation = n_relation
+        self.num_bases = num_bases
+        self.n_concept = n_concept
+        self.n_dbpedia_edges = n_dbpedia_edges
+        self.n_conceptnet_edges = n_conceptnet_edges
+        self.n_item = n_item
+        self.item_graph_encoder = item_graph_encoder
+        self.entity_embedding_dim = entity_embedding_dim
+        self.mim_form = mim_form
+        self.mim_weight = mim_weight
+        self.use_mim = use_mim
+        self.use_dbpedia = use_dbpedia
+        self.use_conceptnet = use_conceptnet
+        self.use_kg_attention = use_kg_attention
+        self.use_copy = use_copy
+        self.unk_token_id = unk_token_id
+        super().__init__(
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            decoder_start_token_id=decoder_start_token_id,
+            is_encoder_decoder=is_encoder_decoder,
+            **kwargs,
+        )

@@ -1,0 +1,562 @@
+"""KGSF as a transformers model: graph encoders + MIM fusion + recommender + KG-enhanced Transformer.
+
+``KGSFModel`` is the body (node vectors, user vector, rec scores, encoder/decoder states);
+``KGSFForConversationalRecommendation`` adds the output projection, the copy head, the losses and
+``generate()``. Batch keys: docs/DESIGN.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_kgsf import KGSFConfig
+from .copy_head import CopyHead
+from .fusion import ContrastiveMIM, RegressionMIM
+from .graph_encoders import BasisRGCNConv, ItemGraphEncoder, RelationalGraph, WordGraphEncoder
+from .recommender import KGSFRecommender
+from .transformer import KGSFDecoder, KGSFEncoder
+
+TASKS = ("rec", "conv", "mim", "all")
+IGNORE_INDEX = -100
+
+
+# --------------------------------------------------------------------------- outputs
+@dataclass
+class KGSFContextOutput(ModelOutput):
+    """What the decoder needs from the context; the ``encoder_outputs`` of ``generate()``.
+
+    All tensors are batch-first, so ``generate`` expands them for beams.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None  # (B, Lc, d) text encoder states
+    encoder_attention_mask: torch.BoolTensor | None = None  # (B, Lc)
+    word_states: torch.FloatTensor | None = None  # (B, Nw, d) context word node vectors for the decoder
+    word_mask: torch.BoolTensor | None = None  # (B, Nw)
+    entity_states: torch.FloatTensor | None = None  # (B, Ne, d) context entity node vectors for the decoder
+    entity_mask: torch.BoolTensor | None = None  # (B, Ne)
+    word_vector: torch.FloatTensor | None = None  # (B, k) pooled words (copy head)
+    entity_vector: torch.FloatTensor | None = None  # (B, k) pooled entities (copy head)
+
+
+@dataclass
+class KGSFModelOutput(ModelOutput):
+    """``KGSFModel`` outputs (fields are None when their part was not computed)."""
+
+    rec_logits: torch.FloatTensor | None = None  # (B, n_item)
+    user_embedding: torch.FloatTensor | None = None  # (B, k) p_u
+    word_vector: torch.FloatTensor | None = None  # (B, k) v (None without ConceptNet)
+    entity_vector: torch.FloatTensor | None = None  # (B, k) n
+    word_attention_weights: torch.FloatTensor | None = None  # (B, Nw)
+    entity_attention_weights: torch.FloatTensor | None = None  # (B, Ne)
+    context_word_vectors: torch.FloatTensor | None = None  # (B, Nw, k)
+    context_entity_vectors: torch.FloatTensor | None = None  # (B, Ne, k)
+    last_hidden_state: torch.FloatTensor | None = None  # (B, Lr, d) decoder states
+    encoder_last_hidden_state: torch.FloatTensor | None = None  # (B, Lc, d)
+    context: KGSFContextOutput | None = None
+
+
+@dataclass
+class KGSFOutput(ModelOutput):
+    """``KGSFForConversationalRecommendation`` outputs.
+
+    ``loss`` = ``rec_loss + mim_weight * mim_loss`` (task "rec"), ``lm_loss`` (task "conv"),
+    ``mim_loss`` (task "mim"), their sum (task "all"). ``lm_logits`` (= ``logits``) are the mixed
+    vocabulary + copy logits (pad and start tokens at the dtype's minimum).
+    """
+
+    loss: torch.FloatTensor | None = None
+    rec_loss: torch.FloatTensor | None = None
+    mim_loss: torch.FloatTensor | None = None
+    lm_loss: torch.FloatTensor | None = None
+    rec_logits: torch.FloatTensor | None = None  # (B, n_item)
+    lm_logits: torch.FloatTensor | None = None  # (B, Lr, vocab)
+    logits: torch.FloatTensor | None = None  # same tensor as lm_logits (what GenerationMixin reads)
+    user_embedding: torch.FloatTensor | None = None  # (B, k)
+    word_attention_weights: torch.FloatTensor | None = None  # (B, Nw)
+    entity_attention_weights: torch.FloatTensor | None = None  # (B, Ne)
+    encoder_last_hidden_state: torch.FloatTensor | None = None  # (B, Lc, d)
+    decoder_last_hidden_state: torch.FloatTensor | None = None  # (B, Lr, d)
+
+
+# --------------------------------------------------------------------------- base class
+class KGSFPreTrainedModel(PreTrainedModel):
+    config_class = KGSFConfig
+    config: KGSFConfig
+    base_model_prefix = "kgsf"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = False
+
+    def _init_weights(self, module):
+        """Xavier-uniform linears, N(0, dim^-1/2) embeddings (padding row 0), Glorot R-GCN / GCN (as PyG)."""
+        if isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=module.embedding_dim**-0.5)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, BasisRGCNConv):
+            for parameter in (module.weight, module.comp, module.root):
+                bound = (6.0 / (parameter.size(-2) + parameter.size(-1))) ** 0.5
+                init.uniform_(parameter, -bound, bound)
+            init.zeros_(module.bias)
+        elif isinstance(module, WordGraphEncoder):
+            init.xavier_uniform_(module.gcn.lin.weight)
+            init.zeros_(module.gcn.bias)
+        elif isinstance(module, KGSFRecommender):
+            init.zeros_(module.item_bias)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """As ``PreTrainedModel.save_pretrained``; ``auto_map`` names both Auto classes."""
+        self.config.auto_map = {
+            **(getattr(self.config, "auto_map", None) or {}),
+            "AutoConfig": "configuration_kgsf.KGSFConfig",
+            "AutoModel": "modeling_kgsf.KGSFModel",
+            "AutoModelForSeq2SeqLM": "modeling_kgsf.KGSFForConversationalRecommendation",
+        }
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+# --------------------------------------------------------------------------- body
+class KGSFModel(KGSFPreTrainedModel):
+    """Graph encoders, MIM module, recommender and the text encoder/decoder (no output head).
+
+    Persistent buffers (sized by the config, saved with the weights): ``dbpedia_edge_index (2,
+    E_db)``, ``dbpedia_edge_type (E_db,)``, ``conceptnet_edge_index (2, E_cn)``, ``item_entity_ids
+    (n_item,)``, ``kg_word_vocab_mask (vocab,)``, ``item_token_vocab_mask (vocab,)``.
+    """
+
+    def __init__(self, config: KGSFConfig):
+        super().__init__(config)
+        self.shared = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
+        self.item_graph_encoder = ItemGraphEncoder(config)
+        self.word_graph_encoder = WordGraphEncoder(config) if config.use_conceptnet else None
+        self.recommender = KGSFRecommender(config)
+        if config.use_conceptnet:
+            self.mim = ContrastiveMIM(config.kg_dim) if config.mim_form == "contrastive" else RegressionMIM(config.kg_dim, config.n_entity)
+        else:
+            self.mim = None
+        self.encoder = KGSFEncoder(config)  # the token embedding ``shared`` is passed at call time (one tensor,
+        self.decoder = KGSFDecoder(config)  # no tied copies in the state dict)
+        self.entity_to_decoder = nn.Linear(config.kg_dim, config.d_model) if config.use_kg_attention else None
+        self.word_to_decoder = nn.Linear(config.kg_dim, config.d_model) if config.use_kg_attention and config.use_conceptnet else None
+
+        self.register_buffer("dbpedia_edge_index", torch.zeros(2, config.n_dbpedia_edges, dtype=torch.long))
+        self.register_buffer("dbpedia_edge_type", torch.zeros(config.n_dbpedia_edges, dtype=torch.long))
+        self.register_buffer("conceptnet_edge_index", torch.zeros(2, config.n_conceptnet_edges, dtype=torch.long))
+        self.register_buffer("item_entity_ids", torch.zeros(config.n_item, dtype=torch.long))
+        self.register_buffer("kg_word_vocab_mask", torch.zeros(config.vocab_size, dtype=torch.bool))
+        self.register_buffer("item_token_vocab_mask", torch.zeros(config.vocab_size, dtype=torch.bool))
+        self._graph_cache: dict = {}  # RelationalGraph built from the buffers (derived, never saved)
+        self._node_cache: dict = {}  # node vectors for a static graph (see cache_node_embeddings)
+        self.post_init()
+
+    # ------------------------------------------------------------------ setters
+    def set_graphs(self, dbpedia_edge_index, dbpedia_edge_type, conceptnet_edge_index, item_entity_ids):
+        """Copy the graphs into the buffers; shapes must match the config, ids must be in range."""
+        c = self.config
+        checks = [
+            ("dbpedia_edge_index", dbpedia_edge_index, (2, c.n_dbpedia_edges), c.n_entity, "n_entity"),
+            ("dbpedia_edge_type", dbpedia_edge_type, (c.n_dbpedia_edges,), c.n_relation, "n_relation"),
+            ("conceptnet_edge_index", conceptnet_edge_index, (2, c.n_conceptnet_edges), c.n_concept, "n_concept"),
+            ("item_entity_ids", item_entity_ids, (c.n_item,), c.n_entity, "n_entity"),
+        ]
+        tensors = {}
+        for name, value, shape, bound, bound_name in checks:
+            value = torch.as_tensor(value)
+            if tuple(value.shape) != shape:
+                raise ValueError(f"{name}: expected shape {shape} (from the config), got {tuple(value.shape)}")
+            if value.is_floating_point() or value.dtype == torch.bool:
+                raise ValueError(f"{name}: expected an integer tensor, got {value.dtype}")
+            if value.numel() and (int(value.min()) < 0 or int(value.max()) >= bound):
+                raise ValueError(f"{name}: ids must be in [0, {bound_name}={bound}), got [{int(value.min())}, {int(value.max())}]")
+            tensors[name] = value
+        with torch.no_grad():
+            for name, value in tensors.items():
+                getattr(self, name).copy_(value)
+        self.clear_node_cache()
+
+    def set_vocab_masks(self, kg_word_vocab_mask, item_token_vocab_mask):
+        """Vocabulary masks (vocab,) of ConceptNet words and of item tokens (the copy targets)."""
+        for name, value in (("kg_word_vocab_mask", kg_word_vocab_mask), ("item_token_vocab_mask", item_token_vocab_mask)):
+            value = torch.as_tensor(value)
+            if tuple(value.shape) != (self.config.vocab_size,):
+                raise ValueError(f"{name}: expected shape ({self.config.vocab_size},) (vocab_size), got {tuple(value.shape)}")
+            with torch.no_grad():
+                getattr(self, name).copy_(value.bool())
+
+    def load_word_embeddings(self, weights):
+        """Initialise the shared token embedding (vocab, d_model), e.g. with word2vec vectors."""
+        weights = torch.as_tensor(weights)
+        expected = (self.config.vocab_size, self.config.d_model)
+        if tuple(weights.shape) != expected:
+            raise ValueError(f"word embeddings: expected shape {expected} (vocab_size, d_model), got {tuple(weights.shape)}")
+        with torch.no_grad():
+            self.shared.weight.copy_(weights)
+
+    def get_input_embeddings(self):
+        return self.shared
+
+    def set_input_embeddings(self, value):
+        self.shared = value
+
+    # ------------------------------------------------------------------ freezing
+    def graph_modules(self) -> list[nn.Module]:
+        """The recommendation side: graph encoders, MIM and recommender."""
+        return [m for m in (self.item_graph_encoder, self.word_graph_encoder, self.mim, self.recommender) if m is not None]
+
+    def freeze_recommender(self, frozen: bool = True):
+        """Stop (or restart) training the graph encoders, MIM and recommender (Algorithm 1, stage 3).
+
+        While frozen, node vectors are computed once and cached, also in training mode.
+        """
+        for module in self.graph_modules():
+            module.requires_grad_(not frozen)
+        self.clear_node_cache()
+
+    # ------------------------------------------------------------------ node vectors
+    def _dbpedia_graph(self) -> RelationalGraph:
+        index, types = self.dbpedia_edge_index, self.dbpedia_edge_type
+        key = (index.data_ptr(), index._version, types.data_ptr(), types._version, index.device)
+        if self._graph_cache.get("key") != key:
+            graph = RelationalGraph.build(index, types, self.config.n_entity, self.config.n_relation)
+            self._graph_cache = {"key": key, "graph": graph}
+        return self._graph_cache["graph"]
+
+    def _node_cache_key(self):
+        tensors = [p for m in (self.item_graph_encoder, self.word_graph_encoder) if m is not None for p in m.parameters()]
+        tensors += [self.dbpedia_edge_index, self.dbpedia_edge_type, self.conceptnet_edge_index]
+        return tuple((t.data_ptr(), t._version, t.device) for t in tensors)
+
+    def _graph_frozen(self) -> bool:
+        return not any(p.requires_grad for m in self.graph_modules() for p in m.parameters())
+
+    def cache_node_embeddings(self) -> dict:
+        """Compute all entity and word node vectors once (no grad) and keep them.
+
+        Used automatically at inference (eval mode and no grad) and while the graph side is frozen;
+        a recommendation is then a few small matmuls. The cache is keyed on the parameters'
+        versions (any in-place update invalidates it) and cleared by ``train()`` and the setters.
+        """
+        key = self._node_cache_key()
+        if self._node_cache.get("key") != key:
+            with torch.no_grad():
+                graph = self._dbpedia_graph()
+                entity = self.item_graph_encoder(graph)  # (n_entity, k)
+                word = self.word_graph_encoder(self.conceptnet_edge_index) if self.word_graph_encoder is not None else None
+            self._node_cache = {"key": key, "entity": entity, "word": word}
+        return self._node_cache
+
+    def clear_node_cache(self):
+        self._node_cache = {}
+
+    def train(self, mode: bool = True):
+        self.clear_node_cache()
+        return super().train(mode)
+
+    def _use_node_cache(self) -> bool:
+        return (not self.training and not torch.is_grad_enabled()) or self._graph_frozen()
+
+    def entity_vectors(self, *node_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Entity vectors ``(*shape, k)`` for each id tensor, computing only the rows needed."""
+        if self._use_node_cache():
+            table = self.cache_node_embeddings()["entity"]
+            return [table[ids] for ids in node_ids]
+        flat = torch.cat([ids.reshape(-1) for ids in node_ids])
+        targets, inverse = torch.unique(flat, sorted=True, return_inverse=True)
+        rows = self.item_graph_encoder(self._dbpedia_graph().restrict_to(targets))[inverse]  # (sum numel, k)
+        return [part.view(*ids.shape, -1) for part, ids in zip(rows.split([ids.numel() for ids in node_ids]), node_ids)]
+
+    def word_vectors(self) -> torch.Tensor | None:
+        """All concept vectors ``(n_concept, k)`` (one GCN over ConceptNet), or None without it."""
+        if self.word_graph_encoder is None:
+            return None
+        if self._use_node_cache():
+            return self.cache_node_embeddings()["word"]
+        return self.word_graph_encoder(self.conceptnet_edge_index)
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,  # (B, Lc)
+        attention_mask: torch.Tensor | None = None,  # (B, Lc)
+        context_entity_ids: torch.LongTensor | None = None,  # (B, Ne)
+        context_entity_mask: torch.BoolTensor | None = None,  # (B, Ne)
+        context_word_ids: torch.LongTensor | None = None,  # (B, Nw)
+        context_word_mask: torch.BoolTensor | None = None,  # (B, Nw)
+        decoder_input_ids: torch.LongTensor | None = None,  # (B, Lr)
+        encoder_outputs: KGSFContextOutput | None = None,
+        compute_rec: bool = True,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> KGSFModelOutput:
+        """Recommendation scores (``compute_rec``) and/or decoder states (``decoder_input_ids``).
+
+        With ``encoder_outputs`` (a :class:`KGSFContextOutput`, as in ``generate``) only the
+        decoder runs.
+        """
+        if encoder_outputs is not None and not compute_rec:
+            context = encoder_outputs
+            out = KGSFModelOutput(context=context, encoder_last_hidden_state=context.last_hidden_state)
+        else:
+            entity_ids, entity_mask, word_ids, word_mask = _context_inputs(
+                context_entity_ids, context_entity_mask, context_word_ids, context_word_mask, input_ids
+            )
+            needed = [entity_ids] + ([self.item_entity_ids] if compute_rec else [])
+            entity_nodes, *item_nodes = self.entity_vectors(*needed)  # (B, Ne, k), (n_item, k)
+            concept_table = self.word_vectors()
+            word_nodes = concept_table[word_ids] if concept_table is not None else None  # (B, Nw, k)
+            word_vector, word_weights, entity_vector, entity_weights = self.recommender.pool(word_nodes, word_mask, entity_nodes, entity_mask)
+            user = self.recommender.user_vector(word_vector, entity_vector)
+            out = KGSFModelOutput(
+                rec_logits=self.recommender(user, item_nodes[0]) if compute_rec else None,
+                user_embedding=user,
+                word_vector=word_vector,
+                entity_vector=entity_vector,
+                word_attention_weights=word_weights,
+                entity_attention_weights=entity_weights,
+                context_word_vectors=word_nodes,
+                context_entity_vectors=entity_nodes,
+            )
+            if decoder_input_ids is not None or encoder_outputs is not None:
+                context = encoder_outputs or self._encode_context(input_ids, attention_mask, out, word_mask, entity_mask)
+                out.context, out.encoder_last_hidden_state = context, context.last_hidden_state
+        if decoder_input_ids is not None:
+            context = out.context
+            out.last_hidden_state = self.decoder(
+                decoder_input_ids, self.shared, context.last_hidden_state, context.encoder_attention_mask,
+                context.word_states, context.word_mask, context.entity_states, context.entity_mask,
+            )
+        return out
+
+    def _encode_context(self, input_ids, attention_mask, out: KGSFModelOutput, word_mask, entity_mask) -> KGSFContextOutput:
+        if input_ids is None:
+            raise ValueError("the conversation part needs input_ids (the context tokens)")
+        encoder_mask = attention_mask.bool() if attention_mask is not None else input_ids.ne(self.config.pad_token_id)
+        return KGSFContextOutput(
+            last_hidden_state=self.encoder(input_ids, encoder_mask, self.shared),
+            encoder_attention_mask=encoder_mask,
+            word_states=self.word_to_decoder(out.context_word_vectors) if self.word_to_decoder is not None else None,
+            word_mask=word_mask if self.word_to_decoder is not None else None,
+            entity_states=self.entity_to_decoder(out.context_entity_vectors) if self.entity_to_decoder is not None else None,
+            entity_mask=entity_mask if self.entity_to_decoder is not None else None,
+            word_vector=out.word_vector,
+            entity_vector=out.entity_vector,
+        )
+
+    def encode_context(self, input_ids, attention_mask=None, context_entity_ids=None, context_entity_mask=None,
+                       context_word_ids=None, context_word_mask=None, **kwargs) -> KGSFContextOutput:
+        """Everything the decoder needs from the context (text states, KG node states, pooled vectors)."""
+        return self._context_only(input_ids, attention_mask, context_entity_ids, context_entity_mask, context_word_ids, context_word_mask)
+
+    def _context_only(self, input_ids, attention_mask, context_entity_ids, context_entity_mask, context_word_ids, context_word_mask):
+        entity_ids, entity_mask, word_ids, word_mask = _context_inputs(
+            context_entity_ids, context_entity_mask, context_word_ids, context_word_mask, input_ids
+        )
+        (entity_nodes,) = self.entity_vectors(entity_ids)
+        concept_table = self.word_vectors()
+        word_nodes = concept_table[word_ids] if concept_table is not None else None
+        word_vector, _, entity_vector, _ = self.recommender.pool(word_nodes, word_mask, entity_nodes, entity_mask)
+        out = KGSFModelOutput(word_vector=word_vector, entity_vector=entity_vector, context_word_vectors=word_nodes,
+                              context_entity_vectors=entity_nodes)
+        return self._encode_context(input_ids, attention_mask, out, word_mask, entity_mask)
+
+
+def _context_inputs(entity_ids, entity_mask, word_ids, word_mask, input_ids):
+    """Default empty (all-False) context entities / words when they are not given."""
+    batch = (input_ids if input_ids is not None else entity_ids if entity_ids is not None else word_ids).shape[0]
+    device = (input_ids if input_ids is not None else entity_ids if entity_ids is not None else word_ids).device
+    if entity_ids is None:
+        entity_ids = torch.zeros(batch, 1, dtype=torch.long, device=device)
+        entity_mask = torch.zeros(batch, 1, dtype=torch.bool, device=device)
+    elif entity_mask is None:
+        entity_mask = torch.ones_like(entity_ids, dtype=torch.bool)
+    if word_ids is None:
+        word_ids = torch.zeros(batch, 1, dtype=torch.long, device=device)
+        word_mask = torch.zeros(batch, 1, dtype=torch.bool, device=device)
+    elif word_mask is None:
+        word_mask = word_ids.ne(0)  # concept 0 is the padding node
+    return entity_ids, entity_mask.bool(), word_ids, word_mask.bool()
+
+
+# --------------------------------------------------------------------------- full model
+class _ContextEncoder:
+    """What ``get_encoder()`` returns for ``generate``: a callable (not a registered module, to keep
+    the module tree acyclic) that runs :meth:`KGSFModel._context_only`."""
+
+    def __init__(self, model: KGSFModel):
+        self.model = model
+
+    def forward(self, input_ids=None, attention_mask=None, context_entity_ids=None, context_entity_mask=None,
+                context_word_ids=None, context_word_mask=None, **kwargs) -> KGSFContextOutput:
+        return self.model._context_only(input_ids, attention_mask, context_entity_ids, context_entity_mask,
+                                        context_word_ids, context_word_mask)
+
+    __call__ = forward
+
+
+class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
+    """KGSF: recommendation scores, MIM, and responses with a vocabulary + copy output.
+
+    ``forward(**batch, task=None)``: ``task`` is ``"rec"`` (rec logits; rec loss and, with
+    ``use_mim``, λ·MIM when ``rec_labels`` are given), ``"conv"`` (mixed logits; LM loss with
+    ``labels``), ``"mim"`` (MIM loss only), ``"all"`` (everything given) or None: ``"conv"`` when
+    ``labels``/``decoder_input_ids``/``encoder_outputs`` are given (plus ``"rec"`` when
+    ``rec_labels`` are too), else ``"rec"``.
+    """
+
+    def __init__(self, config: KGSFConfig):
+        super().__init__(config)
+        self.kgsf = KGSFModel(config)
+        self.copy_head = CopyHead(config) if config.use_copy else None
+        self.post_init()
+        self.generation_config = GenerationConfig(
+            decoder_start_token_id=config.decoder_start_token_id, bos_token_id=config.bos_token_id,
+            eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id,
+            max_new_tokens=config.max_response_length, use_cache=False,
+        )
+
+    # delegation to the body
+    def set_graphs(self, *args, **kwargs):
+        return self.kgsf.set_graphs(*args, **kwargs)
+
+    def set_vocab_masks(self, *args, **kwargs):
+        return self.kgsf.set_vocab_masks(*args, **kwargs)
+
+    def load_word_embeddings(self, weights):
+        return self.kgsf.load_word_embeddings(weights)
+
+    def freeze_recommender(self, frozen: bool = True):
+        """Freeze graph encoders, MIM and recommender (the conversation stage)."""
+        return self.kgsf.freeze_recommender(frozen)
+
+    def cache_node_embeddings(self):
+        return self.kgsf.cache_node_embeddings()
+
+    def clear_node_cache(self):
+        return self.kgsf.clear_node_cache()
+
+    def get_input_embeddings(self):
+        return self.kgsf.shared
+
+    def set_input_embeddings(self, value):
+        self.kgsf.shared = value
+
+    def get_encoder(self, modality=None):
+        return _ContextEncoder(self.kgsf)
+
+    def get_decoder(self):
+        return self.kgsf.decoder
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # no KV cache: the decoder reruns over the prefix (responses are <= 30 tokens)
+
+    def prepare_inputs_for_generation(self, input_ids, encoder_outputs=None, attention_mask=None, **kwargs):
+        """Every step decodes the whole prefix against the (expanded) context encoding."""
+        return {"decoder_input_ids": input_ids, "encoder_outputs": encoder_outputs, "attention_mask": attention_mask, "task": "conv"}
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,  # (B, Lc) context tokens
+        attention_mask: torch.Tensor | None = None,  # (B, Lc)
+        context_entity_ids: torch.LongTensor | None = None,  # (B, Ne)
+        context_entity_mask: torch.BoolTensor | None = None,  # (B, Ne)
+        context_word_ids: torch.LongTensor | None = None,  # (B, Nw)
+        context_word_mask: torch.BoolTensor | None = None,  # (B, Nw)
+        rec_labels: torch.LongTensor | None = None,  # (B,) item index, -100 = none
+        context_item_indices: torch.LongTensor | None = None,  # (B, Ni) unused here (evaluation protocol)
+        labels: torch.LongTensor | None = None,  # (B, Lr) response + __end__, -100 = pad
+        decoder_input_ids: torch.LongTensor | None = None,  # (B, Lr) default: labels shifted right after __start__
+        encoder_outputs: KGSFContextOutput | None = None,
+        task: str | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> KGSFOutput:
+        if task is None:
+            conv = labels is not None or decoder_input_ids is not None or encoder_outputs is not None
+            task = ("all" if rec_labels is not None else "conv") if conv else "rec"
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
+        do_rec, do_conv = task in ("rec", "all"), task in ("conv", "all")
+        do_mim = task == "mim" or (do_rec and rec_labels is not None and self.config.use_mim)
+        if do_conv and decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("task 'conv' needs labels or decoder_input_ids")
+            decoder_input_ids = self.shift_labels_right(labels)
+
+        body = self.kgsf(
+            input_ids, attention_mask, context_entity_ids, context_entity_mask, context_word_ids, context_word_mask,
+            decoder_input_ids=decoder_input_ids if do_conv else None,
+            encoder_outputs=encoder_outputs if do_conv else None,
+            compute_rec=do_rec,
+        )
+        out = KGSFOutput(
+            rec_logits=body.rec_logits, user_embedding=body.user_embedding,
+            word_attention_weights=body.word_attention_weights, entity_attention_weights=body.entity_attention_weights,
+            encoder_last_hidden_state=body.encoder_last_hidden_state, decoder_last_hidden_state=body.last_hidden_state,
+        )
+        losses = []
+        if do_rec and rec_labels is not None:
+            out.rec_loss = _cross_entropy(body.rec_logits, rec_labels)
+            losses.append(out.rec_loss)
+        if do_mim:
+            out.mim_loss = self.mim_loss(body, context_entity_ids, context_entity_mask, context_word_mask)
+            if out.mim_loss is not None:
+                losses.append(out.mim_loss if task == "mim" else self.config.mim_weight * out.mim_loss)
+        if do_conv:
+            out.lm_logits = out.logits = self.output_logits(body.last_hidden_state, body.context)
+            if labels is not None:
+                out.lm_loss = _cross_entropy(out.lm_logits.reshape(-1, out.lm_logits.shape[-1]), labels.reshape(-1))
+                losses.append(out.lm_loss)
+        if losses:
+            out.loss = sum(losses[1:], losses[0])
+        return out
+
+    def shift_labels_right(self, labels: torch.LongTensor) -> torch.LongTensor:
+        """``[start] + labels[:, :-1]`` with -100 replaced by pad: the teacher-forced decoder input."""
+        shifted = torch.cat([torch.full_like(labels[:, :1], self.config.decoder_start_token_id), labels[:, :-1]], dim=1)
+        return shifted.masked_fill(shifted == IGNORE_INDEX, self.config.pad_token_id)
+
+    def output_logits(self, decoder_states, context: KGSFContextOutput) -> torch.Tensor:
+        """Vocabulary logits (tied to the token embedding) + copy logits; pad/start never predicted."""
+        logits = F.linear(decoder_states, self.kgsf.shared.weight)  # (B, Lr, V)
+        if self.copy_head is not None:
+            copy_mask = self.kgsf.kg_word_vocab_mask | self.kgsf.item_token_vocab_mask
+            logits = logits + self.copy_head(decoder_states, context.entity_vector, context.word_vector, copy_mask)
+        never = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+        never[[self.config.pad_token_id, self.config.decoder_start_token_id]] = True
+        return logits.masked_fill(never, torch.finfo(logits.dtype).min)
+
+    def mim_loss(self, body: KGSFModelOutput, entity_ids, entity_mask, word_mask):
+        """The MIM loss of the batch (None when the model has no word side or no pair exists)."""
+        mim = self.kgsf.mim
+        if mim is None or entity_ids is None:
+            return None
+        entity_mask = entity_mask if entity_mask is not None else torch.ones_like(entity_ids, dtype=torch.bool)
+        if isinstance(mim, RegressionMIM):
+            return mim(body.word_vector, entity_ids, entity_mask)
+        word_mask = word_mask if word_mask is not None else torch.zeros(entity_ids.shape[0], 1, dtype=torch.bool, device=entity_ids.device)
+        return mim(body.context_entity_vectors, entity_ids, entity_mask, body.word_vector, word_mask)
+
+
+def _cross_entropy(logits, labels):
+    """Mean CE over labels != -100 (0 with a graph, not NaN, when there is none)."""
+    if not (labels != IGNORE_INDEX).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
+
+
+KGSFConfig.register_for_auto_class()
+KGSFModel.register_for_auto_class("AutoModel")
+KGSFForConversationalRecommendation.register_for_auto_class("AutoModelForSeq2SeqLM")
