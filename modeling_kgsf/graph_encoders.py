@@ -147,21 +147,30 @@ class BasisAggregation(torch.autograd.Function):
         else:
             pair_grads = [pair_matrix @ grad_output[b] for b in range(num_bases)]  # B x (P, d)
             pair_grad_of = pair_grads.__getitem__
+        # Large temporaries are allocated once and reused across bases: fresh (P, d) tensors cost
+        # page faults on every allocation (they are above glibc's mmap threshold).
         grad_comp = grad_features = None
         if ctx.needs_input_grad[0]:
             dots = torch.empty(pair_source.numel(), num_bases, dtype=comp.dtype, device=comp.device)  # (P, B)
-            shared_features = features.index_select(0, pair_source) if shared else None  # (P, d)
+            gathered = torch.empty(pair_source.numel(), features.shape[-1], dtype=features.dtype, device=features.device)
             for b in range(num_bases):
-                source_features = shared_features if shared else features[b].index_select(0, pair_source)
-                dots[:, b] = torch.linalg.vecdot(pair_grad_of(b), source_features)
+                if b == 0 or not shared:
+                    torch.index_select(features if shared else features[b], 0, pair_source, out=gathered)
+                    source_features = gathered if shared else None
+                if shared:
+                    torch.linalg.vecdot(pair_grad_of(b), source_features, out=dots[:, b])
+                else:
+                    gathered.mul_(pair_grad_of(b))
+                    torch.sum(gathered, -1, out=dots[:, b])
             grad_comp = torch.zeros_like(comp).index_add_(0, pair_relation, dots)
         if ctx.needs_input_grad[1]:
             pair_columns = torch.arange(pair_source.numel(), device=comp.device)
             pair_weights = comp[pair_relation]  # (P, B)
             size = (sources.numel(), pair_source.numel())
             grad_features = torch.zeros_like(features)  # (N, d) or (B, N, d)
+            source_grad = torch.empty(sources.numel(), features.shape[-1], dtype=features.dtype, device=features.device)  # (U, d)
             for b in range(num_bases):
-                source_grad = _csr(source_rowptr, pair_columns, pair_weights[:, b].contiguous(), size) @ pair_grad_of(b)  # (U, d)
+                torch.mm(_csr(source_rowptr, pair_columns, pair_weights[:, b].contiguous(), size), pair_grad_of(b), out=source_grad)
                 if shared:
                     grad_features.index_add_(0, sources, source_grad)
                 else:

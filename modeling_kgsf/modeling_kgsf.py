@@ -136,6 +136,8 @@ class KGSFModel(KGSFPreTrainedModel):
     (n_item,)``, ``kg_word_vocab_mask (vocab,)``, ``item_token_vocab_mask (vocab,)``.
     """
 
+    _keys_to_ignore_on_load_unexpected = [r"copy_head\."]  # loading a full checkpoint into the body
+
     def __init__(self, config: KGSFConfig):
         super().__init__(config)
         self.shared = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
