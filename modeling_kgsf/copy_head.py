@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class CopyHead(nn.Module):
@@ -24,11 +25,17 @@ class CopyHead(nn.Module):
         self.mix = nn.Linear((3 if self.use_words else 2) * d, d)
         self.vocab_projection = nn.Linear(d, config.vocab_size)
 
-    def forward(self, decoder_states, entity_vector, word_vector, copy_mask):
-        """``decoder_states (B, L, d)``, vectors ``(B, k)``, ``copy_mask (V,)`` bool -> ``(B, L, V)``."""
+    def forward(self, decoder_states, entity_vector, word_vector, copy_mask, vocab_logits):
+        """``decoder_states (B, L, d)``, vectors ``(B, k)``, ``copy_mask (V,)`` bool, ``vocab_logits (B, L, V)``
+        -> ``vocab_logits + copy logits`` ``(B, L, V)``.
+
+        Only the masked vocabulary rows are projected (the others would be multiplied by 0).
+        """
         length = decoder_states.shape[1]
         parts = [self.entity_projection(entity_vector)[:, None].expand(-1, length, -1)]
         if self.use_words:
             parts.append(self.word_projection(word_vector)[:, None].expand(-1, length, -1))
         latent = self.mix(torch.cat(parts + [decoder_states], dim=-1))  # (B, L, d)
-        return self.vocab_projection(latent) * copy_mask.to(latent.dtype)
+        copy_ids = copy_mask.nonzero().squeeze(-1)  # (M,)
+        copy_logits = F.linear(latent, self.vocab_projection.weight[copy_ids], self.vocab_projection.bias[copy_ids])  # (B, L, M)
+        return vocab_logits.index_add(-1, copy_ids, copy_logits)

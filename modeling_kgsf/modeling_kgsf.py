@@ -414,7 +414,8 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
     ``use_mim``, λ·MIM when ``rec_labels`` are given), ``"conv"`` (mixed logits; LM loss with
     ``labels``), ``"mim"`` (MIM loss only), ``"all"`` (everything given) or None: ``"conv"`` when
     ``labels``/``decoder_input_ids``/``encoder_outputs`` are given (plus ``"rec"`` when
-    ``rec_labels`` are too), else ``"rec"``.
+    ``rec_labels`` are too), else ``"rec"``. ``logits_to_keep=n`` computes the output logits of the
+    last n positions only (generation uses 1; 0 = all).
     """
 
     def __init__(self, config: KGSFConfig):
@@ -466,7 +467,8 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
 
     def prepare_inputs_for_generation(self, input_ids, encoder_outputs=None, attention_mask=None, **kwargs):
         """Every step decodes the whole prefix against the (expanded) context encoding."""
-        return {"decoder_input_ids": input_ids, "encoder_outputs": encoder_outputs, "attention_mask": attention_mask, "task": "conv"}
+        return {"decoder_input_ids": input_ids, "encoder_outputs": encoder_outputs, "attention_mask": attention_mask,
+                "task": "conv", "logits_to_keep": 1}
 
     def forward(
         self,
@@ -482,6 +484,7 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         decoder_input_ids: torch.LongTensor | None = None,  # (B, Lr) default: labels shifted right after __start__
         encoder_outputs: KGSFContextOutput | None = None,
         task: str | None = None,
+        logits_to_keep: int = 0,
         return_dict: bool | None = None,
         **kwargs,
     ) -> KGSFOutput:
@@ -492,6 +495,8 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
             raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
         do_rec, do_conv = task in ("rec", "all"), task in ("conv", "all")
         do_mim = task == "mim" or (do_rec and rec_labels is not None and self.config.use_mim)
+        if logits_to_keep and labels is not None:
+            raise ValueError("logits_to_keep is for generation: the LM loss needs the logits of every position")
         if do_conv and decoder_input_ids is None:
             if labels is None:
                 raise ValueError("task 'conv' needs labels or decoder_input_ids")
@@ -517,7 +522,8 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
             if out.mim_loss is not None:
                 losses.append(out.mim_loss if task == "mim" else self.config.mim_weight * out.mim_loss)
         if do_conv:
-            out.lm_logits = out.logits = self.output_logits(body.last_hidden_state, body.context)
+            states = body.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else body.last_hidden_state
+            out.lm_logits = out.logits = self.output_logits(states, body.context)
             if labels is not None:
                 out.lm_loss = _cross_entropy(out.lm_logits.reshape(-1, out.lm_logits.shape[-1]), labels.reshape(-1))
                 losses.append(out.lm_loss)
@@ -535,10 +541,12 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         logits = F.linear(decoder_states, self.kgsf.shared.weight)  # (B, Lr, V)
         if self.copy_head is not None:
             copy_mask = self.kgsf.kg_word_vocab_mask | self.kgsf.item_token_vocab_mask
-            logits = logits + self.copy_head(decoder_states, context.entity_vector, context.word_vector, copy_mask)
+            logits = self.copy_head(decoder_states, context.entity_vector, context.word_vector, copy_mask, logits)
+        else:
+            logits = logits.clone()  # masked in place below
         never = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
         never[[self.config.pad_token_id, self.config.decoder_start_token_id]] = True
-        return logits.masked_fill(never, torch.finfo(logits.dtype).min)
+        return logits.masked_fill_(never, torch.finfo(logits.dtype).min)
 
     def mim_loss(self, body: KGSFModelOutput, entity_ids, entity_mask, word_mask):
         """The MIM loss of the batch (None when the model has no word side or no pair exists)."""
