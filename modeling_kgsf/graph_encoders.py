@@ -151,18 +151,18 @@ class BasisAggregation(torch.autograd.Function):
         # page faults on every allocation (they are above glibc's mmap threshold).
         grad_comp = grad_features = None
         if ctx.needs_input_grad[0]:
-            dots = torch.empty(pair_source.numel(), num_bases, dtype=comp.dtype, device=comp.device)  # (P, B)
+            dots = torch.empty(num_bases, pair_source.numel(), dtype=comp.dtype, device=comp.device)  # (B, P)
             gathered = torch.empty(pair_source.numel(), features.shape[-1], dtype=features.dtype, device=features.device)
             for b in range(num_bases):
                 if b == 0 or not shared:
                     torch.index_select(features if shared else features[b], 0, pair_source, out=gathered)
                     source_features = gathered if shared else None
                 if shared:
-                    torch.linalg.vecdot(pair_grad_of(b), source_features, out=dots[:, b])
+                    torch.linalg.vecdot(pair_grad_of(b), source_features, out=dots[b])
                 else:
                     gathered.mul_(pair_grad_of(b))
-                    torch.sum(gathered, -1, out=dots[:, b])
-            grad_comp = torch.zeros_like(comp).index_add_(0, pair_relation, dots)
+                    torch.sum(gathered, -1, out=dots[b])
+            grad_comp = torch.zeros_like(comp.T).index_add_(1, pair_relation, dots).T.contiguous()  # (R, B)
         if ctx.needs_input_grad[1]:
             pair_columns = torch.arange(pair_source.numel(), device=comp.device)
             pair_weights = comp[pair_relation]  # (P, B)
