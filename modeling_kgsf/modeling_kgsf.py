@@ -519,6 +519,10 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
             losses.append(out.rec_loss)
         if do_mim:
             out.mim_loss = self.mim_loss(body, context_entity_ids, context_entity_mask, context_word_mask)
+            if out.mim_loss is None and task == "mim":  # no (entity, words) pair in the batch: a zero loss
+                if self.kgsf.mim is None:
+                    raise ValueError("task 'mim' needs the word side (config.use_conceptnet=True)")
+                out.mim_loss = body.user_embedding.sum() * 0.0
             if out.mim_loss is not None:
                 losses.append(out.mim_loss if task == "mim" else self.config.mim_weight * out.mim_loss)
         if do_conv:

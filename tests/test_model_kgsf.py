@@ -234,3 +234,11 @@ def test_public_api_exports():
     for name in ("KGSFConfig", "KGSFModel", "KGSFForConversationalRecommendation", "KGSFPreTrainedModel", "KGSFOutput"):
         assert hasattr(modeling_kgsf, name)
     assert issubclass(KGSFForConversationalRecommendation, torch.nn.Module)
+
+
+def test_mim_task_without_pairs_gives_a_zero_loss():
+    model = tiny_model()
+    batch = tiny_batch(empty_rows=(0, 1, 2, 3))
+    out = model(**{k: v for k, v in batch.items() if k not in ("labels", "rec_labels")}, task="mim")
+    assert out.loss.item() == 0.0 and out.loss.requires_grad
+    out.loss.backward()
