@@ -241,7 +241,9 @@ class KGSFModel(KGSFPreTrainedModel):
         return tuple((t.data_ptr(), t._version, t.device) for t in tensors)
 
     def _graph_frozen(self) -> bool:
-        return not any(p.requires_grad for m in self.graph_modules() for p in m.parameters())
+        """Node vectors depend on the two graph encoders only."""
+        encoders = (self.item_graph_encoder, self.word_graph_encoder)
+        return not any(p.requires_grad for m in encoders if m is not None for p in m.parameters())
 
     def cache_node_embeddings(self) -> dict:
         """Compute all entity and word node vectors once (no grad) and keep them.
