@@ -118,7 +118,7 @@ def build_model(data: KGSFData, model_args: ModelArguments):
     if model_args.init_from:
         model = KGSFForConversationalRecommendation.from_pretrained(model_args.init_from, **overrides)
         return model
-    config_kwargs = json.loads(Path(model_args.model_config).read_text()) if model_args.model_config else {}
+    config_kwargs = json.loads(_resolve(model_args.model_config).read_text()) if model_args.model_config else {}
     resources = data.resources
     config = KGSFConfig(
         **{
@@ -157,3 +157,9 @@ def make_save_model(data: KGSFData, stage: str, training_args: TrainingArguments
         write_model_card(folder, stage, metrics, data.statistics(), asdict(training_args), summary)
 
     return save_model
+
+
+def _resolve(path: str) -> Path:
+    """A preset path as given, or relative to the repository root (scripts may run from anywhere)."""
+    candidate = Path(path)
+    return candidate if candidate.exists() or candidate.is_absolute() else REPO_ROOT / candidate

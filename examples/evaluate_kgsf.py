@@ -51,7 +51,7 @@ def main(argv=None):
                                                         max_generation_batches=batches, samples=samples)
     if accelerator.is_main_process:
         print(json.dumps(results, indent=2))
-        titles = data.resources.movie_id_to_title
+        titles = data.resources.entities.movie_id_to_title
         for context, reference, generated in samples[: eval_args.show_samples]:
             turns = render(data.tokenizer, context, titles).split("_split_")
             print("\n--- sample dialogue ---")

@@ -41,8 +41,8 @@ based Semantic Fusion"): {_STAGES.get(stage, stage)}.
 ## How to load
 
 ```python
-from transformers import AutoModel, AutoTokenizer
-model = AutoModel.from_pretrained("{folder.name}", trust_remote_code=True)
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+model = AutoModelForSeq2SeqLM.from_pretrained("{folder.name}", trust_remote_code=True)
 tokenizer = AutoTokenizer.from_pretrained("{folder.name}", trust_remote_code=True)
 # or, with the kgsf package installed:
 from modeling_kgsf import KGSFForConversationalRecommendation, KGSFTokenizer

@@ -1,5 +1,5 @@
 """KGSF model package: configuration, model classes and output types (Auto classes registered on import)."""
-from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from .configuration_kgsf import KGSFConfig
 from .modeling_kgsf import (
@@ -10,10 +10,12 @@ from .modeling_kgsf import (
     KGSFOutput,
     KGSFPreTrainedModel,
 )
+from .tokenization_kgsf import KGSFTokenizer
 
 AutoConfig.register("kgsf", KGSFConfig, exist_ok=True)
 AutoModel.register(KGSFConfig, KGSFModel, exist_ok=True)
 AutoModelForSeq2SeqLM.register(KGSFConfig, KGSFForConversationalRecommendation, exist_ok=True)
+AutoTokenizer.register(KGSFConfig, slow_tokenizer_class=KGSFTokenizer, exist_ok=True)
 
 __all__ = [
     "KGSFConfig",
@@ -23,4 +25,5 @@ __all__ = [
     "KGSFModelOutput",
     "KGSFOutput",
     "KGSFPreTrainedModel",
+    "KGSFTokenizer",
 ]

@@ -221,3 +221,8 @@ class KGSFTokenizer(PreTrainedTokenizer):
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(self.vocab, handle, ensure_ascii=False)
         return (path,)
+
+
+# save_pretrained writes an ``auto_map`` and copies this file, so a saved folder loads with
+# ``AutoTokenizer.from_pretrained(folder, trust_remote_code=True)`` without this package.
+KGSFTokenizer.register_for_auto_class("AutoTokenizer")
