@@ -79,9 +79,9 @@ class KGSFData:
         self.tokenizer = self.resources.tokenizer
         self._expanded = {}
 
-    def word_embeddings(self) -> torch.Tensor:
+    def word_embeddings(self, dim: int) -> torch.Tensor:
         """word2vec vectors trained on the training split (cached), to initialise the word embeddings."""
-        return train_word2vec(self.splits["train"], self.tokenizer, cache_dir=self.args.cache_dir)
+        return train_word2vec(self.splits["train"], self.tokenizer, cache_dir=self.args.cache_dir, dim=dim)
 
     def split(self, name: str, task: str, limit: int = -1):
         """Rows of a split for a task: ``rec`` (one per turn and target item) or ``conv`` (one per turn)."""
@@ -141,7 +141,7 @@ def build_model(data: KGSFData, model_args: ModelArguments):
         item_entity_ids=resources.item_entity_ids,
     )
     model.set_vocab_masks(kg_word_vocab_mask=resources.kg_word_vocab_mask, item_token_vocab_mask=resources.item_token_vocab_mask)
-    model.load_word_embeddings(data.word_embeddings())
+    model.load_word_embeddings(data.word_embeddings(config.d_model))
     return model
 
 

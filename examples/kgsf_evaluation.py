@@ -39,8 +39,10 @@ def evaluate_recommendation(model, dataloader, accelerator, k_values=K_VALUES) -
     """
     max_k = max(k_values)
     rankings, targets, context_items = [], [], []
+    num_items = None
     for batch in dataloader:
         logits = model(**{key: batch[key] for key in REC_INPUTS if key in batch}).rec_logits  # (B, n_item)
+        num_items = logits.shape[-1]
         depth = min(max_k + batch["context_item_indices"].shape[1], logits.shape[-1])
         ranking = logits.topk(depth, dim=-1).indices
         ranking = accelerator.pad_across_processes(ranking, dim=1, pad_index=-1)
@@ -51,7 +53,8 @@ def evaluate_recommendation(model, dataloader, accelerator, k_values=K_VALUES) -
         targets += labels[keep].tolist()
         context_items += _without_padding(items[keep], -1)
     recall = load_metric("kgsf_recall", "protocols")
-    return recall.compute(predictions=rankings, references=targets, context_items=context_items, k_values=list(k_values))
+    return recall.compute(predictions=rankings, references=targets, context_items=context_items, k_values=list(k_values),
+                          num_items=num_items)
 
 
 def decode_reply(tokenizer, token_ids: list[int]) -> list[str]:

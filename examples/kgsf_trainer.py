@@ -13,7 +13,8 @@ What the loop adds on top of Accelerate:
   after a SIGKILL (checkpoints are written to a temporary folder and renamed when complete);
 * evaluation every ``eval_steps`` and at the end of each epoch, early stopping with ``patience``,
   and the best weights kept as a ``save_pretrained`` folder;
-* a tqdm progress bar with loss and throughput, and a JSON-lines log of every evaluation;
+* a tqdm progress bar with loss and throughput; JSON-lines logs of the training loss
+  (``train_log.jsonl``, every ``log_steps``) and of every evaluation (``metrics.jsonl``);
 * ``max_steps`` and ``time_budget`` (seconds) for short runs.
 """
 from __future__ import annotations
@@ -192,9 +193,20 @@ class StageTrainer:
         self.accelerator.load_state(str(checkpoint))
         self.accelerator.print(f"[{self.stage}] resumed from {checkpoint} (step {self.state.step}, epoch {self.state.epoch})")
 
-    # ---------------------------------------------------------------- evaluation
+    # ---------------------------------------------------------------- logs
     def log_path(self) -> Path:
+        """One JSON line per evaluation."""
         return self.output_dir / "metrics.jsonl"
+
+    def log_training(self, loss: float, logs: dict, examples_per_second: float) -> None:
+        """One JSON line every ``log_steps`` steps in ``train_log.jsonl`` (the training curves)."""
+        if self.accelerator.is_main_process:
+            record = {"step": self.state.step, "epoch": self.state.epoch, "loss": loss, **logs,
+                      "examples_per_second": round(examples_per_second, 2)}
+            with (self.output_dir / "train_log.jsonl").open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    # ---------------------------------------------------------------- evaluation
 
     def run_evaluation(self) -> dict:
         self.model.eval()
@@ -267,6 +279,7 @@ class StageTrainer:
                 if state.step % args.log_steps == 0:
                     throughput = examples_seen / max(time.time() - window_start, 1e-9)
                     progress.set_postfix(loss=f"{loss.item():.4f}", ex_per_s=f"{throughput:.1f}", **{k: f"{v:.4f}" for k, v in logs.items()})
+                    self.log_training(loss.item(), logs, throughput)
                 if args.eval_steps and state.step % args.eval_steps == 0:
                     self.run_evaluation()
                     if args.patience and state.evaluations_without_improvement >= args.patience:

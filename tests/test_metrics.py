@@ -85,3 +85,9 @@ def test_perplexity():
     assert result["perplexity"] == pytest.approx(math.e)
     with pytest.raises(ValueError, match="no tokens"):
         ppl.compute(predictions=[0.0], references=[0])
+
+
+def test_recall_dedup_accepts_complete_short_rankings():
+    recall = load("kgsf_recall", "protocols")
+    result = recall.compute(predictions=[[7, 8, 9]], references=[9], context_items=[[7]], k_values=[1, 50], num_items=3)
+    assert result["dedup_recall@50"] == 1.0 and result["dedup_recall@1"] == 0.0

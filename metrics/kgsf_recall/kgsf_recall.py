@@ -26,6 +26,8 @@ Args:
     context_items (list of list of int): items mentioned in each example's context; only with
         ``evaluate.load(path, "protocols")``, which adds ``cold_start_*`` and ``dedup_*``.
     k_values (list of int, optional): cut-offs, default ``[1, 10, 50]``.
+    num_items (int, optional): size of the item set; a ranking this long is complete, so the dedup
+        protocol accepts it even when fewer than ``max(k_values)`` items remain.
 Returns:
     dict with ``recall@k`` and ``count``; with the "protocols" config also ``cold_start_recall@k``,
     ``cold_start_count``, ``dedup_recall@k`` and ``dedup_count``. A protocol with no example
@@ -56,7 +58,7 @@ class KgsfRecall(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, context_items=None, k_values=(1, 10, 50)):
+    def _compute(self, predictions, references, context_items=None, k_values=(1, 10, 50), num_items=None):
         if self.config_name not in ("default", "protocols"):
             raise ValueError(f"unknown config '{self.config_name}': use 'default' or 'protocols'")
         k_values = sorted(int(k) for k in k_values)
@@ -73,7 +75,8 @@ class KgsfRecall(evaluate.Metric):
             if target in seen:
                 continue
             filtered = [item for item in ranking if item not in seen]
-            if len(filtered) < k_values[-1]:
+            complete = num_items is not None and len(ranking) >= num_items
+            if len(filtered) < k_values[-1] and not complete:
                 raise ValueError(
                     f"a ranking of {len(ranking)} items leaves {len(filtered)} after removing {len(seen)} context "
                     f"items, fewer than k={k_values[-1]}: pass longer rankings for the dedup protocol"

@@ -1,0 +1,115 @@
+"""The example scripts end to end, run as a user runs them, on the tiny fake data directory."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fake_data import make_fake_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = {"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "num_bases": 2,
+              "item_graph_encoder": "featureless", "mim_form": "contrastive"}
+
+
+def run(*args, cwd=REPO):
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run([*args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, f"{' '.join(map(str, args))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    data_dir = make_fake_data_dir(root / "data")
+    (root / "tiny_model.json").write_text(json.dumps(TINY_MODEL))
+    stage = {"batch_size": 2, "num_epochs": 5, "max_steps": 3, "checkpoint_steps": 2, "eval_steps": 2, "patience": 0}
+    preset = {
+        "data": {"include_recovered": False},
+        "model": {"model_config": str(root / "tiny_model.json")},
+        "mim": stage,
+        "recommender": {**stage, "config_overrides": "mim_weight=0.5"},
+        "conversation": {**stage, "generation_batches": 1},
+        "evaluation": {"generation_examples": 4, "batch_size": 2},
+    }
+    (root / "preset.json").write_text(json.dumps(preset))
+    out = root / "out"
+    args = [str(root / "preset.json"), "--output_dir", str(out), "--data_dir", str(data_dir), "--cache_dir", str(root / "cache")]
+    result = run(sys.executable, "examples/run_pipeline.py", *args)
+    return {"root": root, "out": out, "data_dir": data_dir, "args": args, "stdout": result.stdout}
+
+
+def test_pipeline_writes_every_stage_and_test_metrics(pipeline_run):
+    out = pipeline_run["out"]
+    for stage in ("mim", "recommender", "conversation"):
+        best = out / stage / "best"
+        for name in ("model.safetensors", "config.json", "vocab.json", "README.md", "modeling_kgsf.py", "tokenization_kgsf.py"):
+            assert (best / name).exists(), f"{stage}/best lacks {name}"
+        summary = json.loads((out / stage / "summary.json").read_text())
+        assert summary["steps"] == 3
+        assert (out / stage / "metrics.jsonl").read_text().count("\n") >= 2
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    assert set(metrics["recommendation"]) >= {"recall@1", "recall@10", "recall@50", "cold_start_recall@1", "dedup_recall@50"}
+    assert metrics["conversation"]["generated_replies"] == 1  # the fake test split has one recommender turn
+    assert {"distinct-4", "distinct-4_per_sentence", "item_ratio", "bleu-4", "perplexity"} <= set(metrics["conversation"])
+    assert "--- sample dialogue ---" in pipeline_run["stdout"]
+    card = (out / "conversation" / "best" / "README.md").read_text()
+    assert "library_name: transformers" in card and "## Evaluation protocol" in card
+
+
+def test_stage_flags_reach_the_saved_config(pipeline_run):
+    config = json.loads((pipeline_run["out"] / "conversation" / "best" / "config.json").read_text())
+    assert config["mim_weight"] == 0.5 and config["d_model"] == 16
+    assert config["auto_map"]["AutoModelForSeq2SeqLM"] == "modeling_kgsf.KGSFForConversationalRecommendation"
+
+
+def test_saved_folder_loads_without_the_package(pipeline_run, tmp_path):
+    folder = pipeline_run["out"] / "conversation" / "best"
+    code = f"""
+import sys
+sys.path = [p for p in sys.path if p not in ("", {str(REPO)!r})]
+try:
+    import modeling_kgsf
+    raise SystemExit("modeling_kgsf must not be importable here")
+except ImportError:
+    pass
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+model = AutoModelForSeq2SeqLM.from_pretrained({str(folder)!r}, trust_remote_code=True)
+tokenizer = AutoTokenizer.from_pretrained({str(folder)!r}, trust_remote_code=True)
+ids = tokenizer("I like horror movies", return_tensors="pt")
+out = model.generate(**ids, max_new_tokens=5)
+print(type(model).__name__, out.shape[0])
+"""
+    result = run(sys.executable, "-c", code, cwd=tmp_path)
+    assert "KGSFForConversationalRecommendation 1" in result.stdout
+
+
+def test_resume_skips_finished_stages(pipeline_run):
+    result = run(sys.executable, "examples/run_pipeline.py", *pipeline_run["args"], "--resume")
+    assert result.stdout.count("finished earlier, skipped") == 3
+
+
+def test_accelerate_launch_runs_a_stage(pipeline_run, tmp_path):
+    root = pipeline_run["root"]
+    run(sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "examples/train_recommender.py", "--output_dir", str(tmp_path / "rec"), "--data_dir", str(pipeline_run["data_dir"]),
+        "--cache_dir", str(root / "cache"), "--include_recovered", "false", "--batch_size", "2", "--max_steps", "2",
+        "--init_from", str(pipeline_run["out"] / "mim" / "best"))
+    assert json.loads((tmp_path / "rec" / "summary.json").read_text())["steps"] == 2
+
+
+def test_baselines_run(pipeline_run, tmp_path):
+    root = pipeline_run["root"]
+    common = ["--data_dir", str(pipeline_run["data_dir"]), "--cache_dir", str(root / "cache"), "--include_recovered", "false",
+              "--batch_size", "2", "--max_steps", "2"]
+    for baseline in ("popularity", "textcnn"):
+        run(sys.executable, "examples/train_baseline.py", "--baseline", baseline, "--output_dir", str(tmp_path / baseline),
+            "--embedding_dim", "8", "--num_filters", "4", *common)
+        metrics = json.loads((tmp_path / baseline / "test_metrics.json").read_text())
+        assert metrics["recommendation"]["count"] >= 1
