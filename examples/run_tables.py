@@ -67,12 +67,11 @@ def main(argv=None):
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--generation_examples", type=int, default=-1)
-    parser.add_argument("extra", nargs=argparse.REMAINDER, help="data flags passed to every script (e.g. --data_dir D)")
-    args = parser.parse_args(argv)
+    # any other flag (e.g. --data_dir D, --cache_dir C) is passed to every script
+    args, data_flags = parser.parse_known_args(argv)
     root = Path(args.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     commands, log = root / "commands.txt", root / "log.txt"
-    data_flags = list(args.extra)
     common = ["--seed", str(args.seed), *data_flags]
     variants = REC_VARIANTS if args.table == "rec" else CONV_VARIANTS
     selected = args.only or list(variants)

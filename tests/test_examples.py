@@ -113,3 +113,19 @@ def test_baselines_run(pipeline_run, tmp_path):
             "--embedding_dim", "8", "--num_filters", "4", *common)
         metrics = json.loads((tmp_path / baseline / "test_metrics.json").read_text())
         assert metrics["recommendation"]["count"] >= 1
+
+
+def test_run_tables_writes_a_summary(pipeline_run, tmp_path):
+    root = pipeline_run["root"]
+    tiny = root / "tiny_model.json"
+    result = run(sys.executable, "examples/run_tables.py", "rec", "--output_dir", str(tmp_path), "--only", "popularity", "kgsf_no_mim",
+                 "--model_config", str(tiny), "--rec_epochs", "1", "--eval_steps", "1",
+                 "--data_dir", str(pipeline_run["data_dir"]), "--cache_dir", str(root / "cache"), "--include_recovered", "false")
+    summary = (tmp_path / "summary_rec.md").read_text()
+    assert "| Popularity |" in summary and "| KGSF -MIM |" in summary
+    commands = (tmp_path / "commands.txt").read_text().splitlines()
+    assert any("train_recommender.py" in line and "use_mim=false" in line for line in commands)
+    assert "skipped" not in result.stdout
+    again = run(sys.executable, "examples/run_tables.py", "rec", "--output_dir", str(tmp_path), "--only", "popularity",
+                "--data_dir", str(pipeline_run["data_dir"]), "--cache_dir", str(root / "cache"), "--include_recovered", "false")
+    assert "done earlier, skipped" in again.stdout
