@@ -64,7 +64,7 @@ def main(argv=None):
     parser.add_argument("--conv_epochs", type=int, default=20)
     parser.add_argument("--conv_time_budget", type=float, default=-1, help="seconds per conversation run (-1: none)")
     parser.add_argument("--eval_steps", type=int, default=50)
-    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--patience", type=int, default=9, help="evaluations without improvement (9 x 50 steps = about 3 epochs)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--generation_examples", type=int, default=-1)
     # any other flag (e.g. --data_dir D, --cache_dir C) is passed to every script

@@ -63,12 +63,15 @@ class TextCNNRecommender(nn.Module):
         self.dropout = nn.Dropout(0.1)
         self.user_projection = nn.Linear(num_filters * len(widths), embedding_dim)
         self.item_embedding = nn.Embedding(n_item, embedding_dim)
+        self.item_bias = nn.Parameter(torch.zeros(n_item))
+        # unit-scale dot products at the start: N(0, 1) item vectors make the first logits ~sqrt(dim)
+        nn.init.normal_(self.item_embedding.weight, std=embedding_dim**-0.5)
 
     def forward(self, input_ids, attention_mask=None, rec_labels=None, **unused):
         tokens = self.embedding(input_ids).transpose(1, 2)  # (B, dim, L)
         pooled = [conv(tokens).relu().amax(dim=-1) for conv in self.convolutions]  # each (B, filters)
         user = self.user_projection(self.dropout(torch.cat(pooled, dim=-1)))  # (B, dim)
-        logits = user @ self.item_embedding.weight.T  # (B, n_item)
+        logits = user @ self.item_embedding.weight.T + self.item_bias  # (B, n_item)
         loss = F.cross_entropy(logits, rec_labels, ignore_index=-100) if rec_labels is not None else None
         return RecommenderOutput(loss=loss, rec_logits=logits)
 
