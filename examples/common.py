@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import HfArgumentParser
 
-from kgsf_trainer import TrainingArguments
+from kgsf_trainer import StageTrainer, TrainingArguments
 from model_card import write_model_card
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -163,3 +163,15 @@ def _resolve(path: str) -> Path:
     """A preset path as given, or relative to the repository root (scripts may run from anywhere)."""
     candidate = Path(path)
     return candidate if candidate.exists() or candidate.is_absolute() else REPO_ROOT / candidate
+
+
+def train_stage(stage: str, training_args: TrainingArguments, data: KGSFData, model, accelerator, train_rows, collator,
+                compute_loss, evaluate, score) -> dict:
+    """Run one stage with the shared loop; its best weights end as a model folder in ``<output_dir>/best``."""
+    trainer = StageTrainer(
+        training_args, model, train_rows, collator, compute_loss=compute_loss, evaluate=evaluate, score=score,
+        save_model=make_save_model(data, stage, training_args), stage=stage, accelerator=accelerator,
+    )
+    summary = trainer.train()
+    accelerator.print(summary)
+    return summary

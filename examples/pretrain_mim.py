@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from accelerate import Accelerator
 
-from common import DataArguments, KGSFData, ModelArguments, build_model, make_save_model, parse_arguments
-from kgsf_trainer import StageTrainer, TrainingArguments
+from common import DataArguments, KGSFData, ModelArguments, build_model, parse_arguments, train_stage
+from kgsf_trainer import TrainingArguments
 
 MIM_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 
@@ -37,14 +37,8 @@ def main(argv=None):
             losses = [accelerator.gather_for_metrics(mim_loss(model, batch)[0].reshape(1)) for batch in eval_loader]
         return {"mim_loss": torch.cat(losses).mean().item()}
 
-    trainer = StageTrainer(
-        training_args, model, data.split("train", "conv", data_args.max_train_examples), data.collator("rec"),
-        compute_loss=mim_loss, evaluate=evaluate, score=lambda metrics: -metrics["mim_loss"],
-        save_model=make_save_model(data, "mim", training_args), stage="mim", accelerator=accelerator,
-    )
-    summary = trainer.train()
-    accelerator.print(summary)
-    return summary
+    return train_stage("mim", training_args, data, model, accelerator, data.split("train", "conv", data_args.max_train_examples),
+                       data.collator("rec"), compute_loss=mim_loss, evaluate=evaluate, score=lambda metrics: -metrics["mim_loss"])
 
 
 if __name__ == "__main__":

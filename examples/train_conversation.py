@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from accelerate import Accelerator
 
-from common import DataArguments, KGSFData, ModelArguments, build_model, make_save_model, parse_arguments
+from common import DataArguments, KGSFData, ModelArguments, build_model, parse_arguments, train_stage
 from kgsf_evaluation import evaluate_conversation
-from kgsf_trainer import StageTrainer, TrainingArguments
+from kgsf_trainer import TrainingArguments
 
 CONV_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids",
              "context_word_mask", "labels")
@@ -47,14 +47,9 @@ def main(argv=None):
                                      generate=conv_args.generation_batches > 0,
                                      max_generation_batches=conv_args.generation_batches)
 
-    trainer = StageTrainer(
-        training_args, model, data.split("train", "conv", data_args.max_train_examples), data.collator("conv"),
-        compute_loss=conversation_loss, evaluate=evaluate, score=lambda metrics: -metrics["perplexity"],
-        save_model=make_save_model(data, "conversation", training_args), stage="conversation", accelerator=accelerator,
-    )
-    summary = trainer.train()
-    accelerator.print(summary)
-    return summary
+    return train_stage("conversation", training_args, data, model, accelerator, data.split("train", "conv", data_args.max_train_examples),
+                       data.collator("conv"), compute_loss=conversation_loss, evaluate=evaluate,
+                       score=lambda metrics: -metrics["perplexity"])
 
 
 if __name__ == "__main__":

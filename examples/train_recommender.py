@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from accelerate import Accelerator
 
-from common import DataArguments, KGSFData, ModelArguments, build_model, make_save_model, parse_arguments
+from common import DataArguments, KGSFData, ModelArguments, build_model, parse_arguments, train_stage
 from kgsf_evaluation import evaluate_recommendation
-from kgsf_trainer import StageTrainer, TrainingArguments
+from kgsf_trainer import TrainingArguments
 
 REC_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids",
             "context_word_mask", "rec_labels")
@@ -36,15 +36,9 @@ def main(argv=None):
     def evaluate(model, accelerator):
         return evaluate_recommendation(model, eval_loader, accelerator)
 
-    trainer = StageTrainer(
-        training_args, model, data.split("train", "rec", data_args.max_train_examples), data.collator("rec"),
-        compute_loss=recommendation_loss, evaluate=evaluate,
-        score=lambda metrics: metrics["recall@1"] + metrics["recall@50"],
-        save_model=make_save_model(data, "recommender", training_args), stage="recommender", accelerator=accelerator,
-    )
-    summary = trainer.train()
-    accelerator.print(summary)
-    return summary
+    return train_stage("recommender", training_args, data, model, accelerator, data.split("train", "rec", data_args.max_train_examples),
+                       data.collator("rec"), compute_loss=recommendation_loss, evaluate=evaluate,
+                       score=lambda metrics: metrics["recall@1"] + metrics["recall@50"])
 
 
 if __name__ == "__main__":
