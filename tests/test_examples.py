@@ -71,8 +71,15 @@ def test_stage_flags_reach_the_saved_config(pipeline_run):
 def test_saved_folder_loads_without_the_package(pipeline_run, tmp_path):
     folder = pipeline_run["out"] / "conversation" / "best"
     code = f"""
+import importlib.abc
 import sys
-sys.path = [p for p in sys.path if p not in ("", {str(REPO)!r})]
+
+class BlockProject(importlib.abc.MetaPathFinder):  # as if the package were not installed
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("modeling_kgsf", "datasets_scripts"):
+            raise ImportError(f"{{name}} is blocked in this test")
+
+sys.meta_path.insert(0, BlockProject())
 try:
     import modeling_kgsf
     raise SystemExit("modeling_kgsf must not be importable here")
