@@ -69,8 +69,22 @@ PathLike = str | os.PathLike | None
 # ------------------------------------------------------------------------------------------------
 # Resources
 # ------------------------------------------------------------------------------------------------
+class ConceptLookup:
+    """``concept_id`` for resource classes holding ``concept_vocab`` and ``stopwords``."""
+
+    concept_vocab: dict[str, int]
+    stopwords: set[str]
+
+    def concept_id(self, token: str) -> int | None:
+        """Concept id of a word token (lower-cased), None for non-concepts and stopwords."""
+        word = token.lower()
+        if word in self.stopwords:
+            return None
+        return self.concept_vocab.get(word)
+
+
 @dataclass
-class KGSFResources:
+class KGSFResources(ConceptLookup):
     """Everything the processing and the model need besides the rows."""
 
     entities: kg.DBpediaEntities
@@ -93,15 +107,8 @@ class KGSFResources:
     def item_index_of_entity(self) -> dict[int, int]:
         return self.entities.item_index_of_entity
 
-    def concept_id(self, token: str) -> int | None:
-        """Concept id of a word token (lower-cased), None for non-concepts and stopwords."""
-        word = token.lower()
-        if word in self.stopwords:
-            return None
-        return self.concept_vocab.get(word)
 
-
-def _genre_entities(item_graph: kg.ItemGraph, entities: kg.DBpediaEntities) -> set[int]:
+def genre_entities(item_graph: kg.ItemGraph, entities: kg.DBpediaEntities) -> set[int]:
     """Objects of the relation named ``genre`` (they may be written in lower case: "horror")."""
     if "genre" not in item_graph.relation_names:
         return set()
@@ -130,6 +137,11 @@ def _compare_masks(ours: torch.Tensor, reference_file: Path | None) -> dict:
     }
 
 
+def build_linker(entities: kg.DBpediaEntities, stopwords: set[str], concept_vocab: dict[str, int], case_free_entities: set[int]) -> EntityLinker:
+    """The linker of the processing: concept words and stopwords need capitals, except ``case_free_entities`` (genres)."""
+    return EntityLinker.from_kg(entities, stopwords=stopwords, common_words=set(concept_vocab), case_free_entities=case_free_entities)
+
+
 def load_resources(data_dir: PathLike = None, cache_dir: PathLike = None) -> KGSFResources:
     """Load graphs, id maps, tokenizer, concept map, stopwords, vocabulary masks and the linker."""
     entities = kg.load_dbpedia(data_dir, cache_dir)
@@ -138,9 +150,7 @@ def load_resources(data_dir: PathLike = None, cache_dir: PathLike = None) -> KGS
     stopwords = kg.load_stopwords(data_dir)
     word_graph = kg.load_word_graph(data_dir, concept_vocab, stopwords)
     tokenizer = KGSFTokenizer.from_word2index(str(paths.data_file(paths.WORD2INDEX_FILE, data_dir)))
-    linker = EntityLinker.from_kg(
-        entities, stopwords=stopwords, common_words=set(concept_vocab), case_free_entities=_genre_entities(item_graph, entities)
-    )
+    linker = build_linker(entities, stopwords, concept_vocab, genre_entities(item_graph, entities))
 
     vocab_size = tokenizer.vocab_size
     kg_word_vocab_mask = torch.zeros(vocab_size, dtype=torch.bool)
@@ -218,8 +228,10 @@ def _unique(values) -> list:
     return ordered
 
 
-def _merged_turns(conversation: dict, resources: KGSFResources, stats: dict) -> list[dict]:
-    """Tokenised, linked messages with consecutive messages of one speaker merged."""
+def merged_turns(conversation: dict, resources: KGSFResources, stats: dict | None = None) -> list[dict]:
+    """Tokenised, linked messages (``{"sender", "tokens", "entities", "movies"}``) with consecutive
+    messages of one speaker merged. ``resources`` needs ``entities``, ``tokenizer`` and ``linker``."""
+    stats = stats if stats is not None else _new_statistics()
     items = set(resources.entities.item_entity_ids)
     turns: list[dict] = []
     for message in conversation["messages"]:
@@ -253,47 +265,65 @@ def _merged_turns(conversation: dict, resources: KGSFResources, stats: dict) -> 
     return turns
 
 
+def context_columns(history: list[list[str]], seen_entities: list[int], resources: KGSFResources, items: set[int] | None = None) -> dict:
+    """The context columns of a row (DESIGN.md) from the earlier turns' tokens and linked entities:
+    last ``MAX_CONTEXT_TURNS`` turns joined by ``_split_``, last ``MAX_CONTEXT_TOKENS`` tokens;
+    entities / items / concept words in first-mention order."""
+    items = items if items is not None else set(resources.entities.item_entity_ids)
+    context_tokens: list[str] = []
+    for previous in history[-MAX_CONTEXT_TURNS:]:
+        if context_tokens:
+            context_tokens.append(TURN_SEPARATOR)
+        context_tokens.extend(previous)
+    context_tokens = context_tokens[-MAX_CONTEXT_TOKENS:]
+    context_entities = _unique(seen_entities)
+    context_items = [entity for entity in context_entities if entity in items]
+    context_words = _unique(concept for concept in (resources.concept_id(token) for token in context_tokens) if concept is not None)
+    return {
+        "context_tokens": context_tokens,
+        "context_entities": context_entities,
+        "context_items": context_items,
+        "context_words": context_words,
+        "cold_start": not context_items,
+    }
+
+
+def context_row(messages: list[tuple[str, str]], resources: KGSFResources, recommender: str = "recommender") -> dict:
+    """A row for the recommender turn that follows ``messages`` (``(sender, text)`` pairs), processed
+    as :func:`process_conversation` processes a turn: all given turns are the context. No targets."""
+    conversation = {"messages": [{"text": text, "senderWorkerId": sender} for sender, text in messages], "respondentWorkerId": recommender}
+    turns = merged_turns(conversation, resources)
+    context = context_columns([turn["tokens"] for turn in turns], [e for turn in turns for e in turn["entities"]], resources)
+    return {"conversation_id": "", "turn_index": len(turns), "response_tokens": [], "target_items": [], **context}
+
+
 def process_conversation(conversation: dict, resources: KGSFResources, stats: dict) -> list[dict]:
     """Rows (DESIGN.md schema) for one raw ReDial conversation; updates ``stats``."""
     items = set(resources.entities.item_entity_ids)
     recommender = conversation["respondentWorkerId"]
     conversation_id = str(conversation.get("conversationId", ""))
-    turns = _merged_turns(conversation, resources, stats)
+    turns = merged_turns(conversation, resources, stats)
     stats["conversations"] += 1
     stats["turns"] += len(turns)
 
     rows, history, seen_entities = [], [], []
     for turn_index, turn in enumerate(turns):
         if turn["sender"] == recommender and history:
-            context_tokens: list[str] = []
-            for previous in history[-MAX_CONTEXT_TURNS:]:
-                if context_tokens:
-                    context_tokens.append(TURN_SEPARATOR)
-                context_tokens.extend(previous)
-            context_tokens = context_tokens[-MAX_CONTEXT_TOKENS:]
-            context_entities = _unique(seen_entities)
-            context_items = [entity for entity in context_entities if entity in items]
-            context_words = _unique(
-                concept for concept in (resources.concept_id(token) for token in context_tokens) if concept is not None
-            )
+            context = context_columns(history, seen_entities, resources, items)
             target_items = _unique(turn["movies"])
             rows.append(
                 {
                     "conversation_id": conversation_id,
                     "turn_index": turn_index,
-                    "context_tokens": context_tokens,
                     "response_tokens": turn["tokens"][:MAX_RESPONSE_TOKENS],
-                    "context_entities": context_entities,
-                    "context_items": context_items,
-                    "context_words": context_words,
                     "target_items": target_items,
-                    "cold_start": not context_items,
+                    **context,
                 }
             )
             stats["samples"] += 1
             stats["samples_with_target"] += bool(target_items)
             stats["rec_samples"] += len(target_items)
-            stats["cold_start_rec_samples"] += len(target_items) if not context_items else 0
+            stats["cold_start_rec_samples"] += len(target_items) if context["cold_start"] else 0
         history.append(turn["tokens"])
         seen_entities.extend(turn["entities"])
     stats["conversations_without_samples"] += not rows

@@ -22,6 +22,7 @@ if str(REPO_ROOT) not in sys.path:  # running from a clone without `pip install 
     sys.path.insert(0, str(REPO_ROOT))
 
 from datasets_scripts.collator import KGSFDataCollator, expand_for_recommendation  # noqa: E402
+from datasets_scripts.kg_resources import save_kg_resources  # noqa: E402
 from datasets_scripts.redial import load_redial, load_resources  # noqa: E402
 from datasets_scripts.word2vec import train_word2vec  # noqa: E402
 
@@ -146,12 +147,15 @@ def build_model(data: KGSFData, model_args: ModelArguments):
 
 
 def make_save_model(data: KGSFData, stage: str, training_args: TrainingArguments):
-    """The trainer's ``save_model`` callback: weights + tokenizer + model card in one folder."""
+    """The trainer's ``save_model`` callback: weights + tokenizer + ``kg_resources.json`` (what the
+    pipeline needs to link free text and explain, see ``datasets_scripts/kg_resources.py``) + model
+    card in one folder."""
 
     def save_model(model, folder: Path, metrics: dict) -> None:
         folder = Path(folder)
         model.save_pretrained(folder)
         data.tokenizer.save_pretrained(folder)
+        save_kg_resources(data.resources, folder)
         config = model.config.to_dict()
         summary = {key: config[key] for key in sorted(config) if not key.startswith("_") and not isinstance(config[key], (dict, list))}
         write_model_card(folder, stage, metrics, data.statistics(), asdict(training_args), summary)
