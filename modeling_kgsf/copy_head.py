@@ -17,6 +17,7 @@ class CopyHead(nn.Module):
 
     def __init__(self, config):
         super().__init__()
+        self._rows_cache: dict = {}  # gathered copy rows at inference (derived, never saved)
         d = config.d_model
         self.use_words = config.use_conceptnet
         self.entity_projection = nn.Linear(config.kg_dim, d)
@@ -36,6 +37,24 @@ class CopyHead(nn.Module):
         if self.use_words:
             parts.append(self.word_projection(word_vector)[:, None].expand(-1, length, -1))
         latent = self.mix(torch.cat(parts + [decoder_states], dim=-1))  # (B, L, d)
-        copy_ids = copy_mask.nonzero().squeeze(-1)  # (M,)
-        copy_logits = F.linear(latent, self.vocab_projection.weight[copy_ids], self.vocab_projection.bias[copy_ids])  # (B, L, M)
+        copy_ids, weight, bias = self._copy_rows(copy_mask)
+        copy_logits = F.linear(latent, weight, bias)  # (B, L, M)
         return vocab_logits.index_add(-1, copy_ids, copy_logits)
+
+    def _copy_rows(self, copy_mask):
+        """``copy_ids (M,)`` and the projection rows ``(M, d)``, ``(M,)`` of the masked tokens.
+
+        Without grad (generation) the gathered rows are kept while the weights and the mask are
+        unchanged: gathering ~22k rows at every decoding step costs more than the matmul.
+        """
+        weight, bias = self.vocab_projection.weight, self.vocab_projection.bias
+        if torch.is_grad_enabled():
+            self._rows_cache = {}
+            copy_ids = copy_mask.nonzero().squeeze(-1)
+            return copy_ids, weight[copy_ids], bias[copy_ids]
+        key = tuple((t.data_ptr(), t._version, t.device) for t in (weight, bias))
+        cache = self._rows_cache
+        if cache.get("key") != key or not torch.equal(cache["mask"], copy_mask):
+            copy_ids = copy_mask.nonzero().squeeze(-1)
+            cache = self._rows_cache = {"key": key, "mask": copy_mask.clone(), "rows": (copy_ids, weight[copy_ids], bias[copy_ids])}
+        return cache["rows"]

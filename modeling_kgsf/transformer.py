@@ -47,15 +47,28 @@ class MultiHeadAttention(nn.Module):
         self.q_proj, self.k_proj, self.v_proj = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.out_proj = nn.Linear(dim, dim)
         self.attention_dropout = attention_dropout
+        self._kv_cache: tuple | None = None  # cross-attention keys/values at inference (derived, never saved)
 
-    def forward(self, query, key, key_mask, causal: bool = False):
+    def _keys_values(self, key, cache: bool):
+        """Projected keys and values ``(B, L, d)``. With ``cache`` (no grad, cross-attention) they are
+        kept for the same ``key`` tensor: every decoding step attends to the same context states."""
+        if not cache or torch.is_grad_enabled():
+            return self.k_proj(key), self.v_proj(key)
+        weights = tuple((t.data_ptr(), t._version, t.device) for t in (*self.k_proj.parameters(), *self.v_proj.parameters()))
+        cached = self._kv_cache
+        if cached is None or cached[0] is not key or cached[1] != (key._version, weights):
+            cached = self._kv_cache = (key, (key._version, weights), self.k_proj(key), self.v_proj(key))
+        return cached[2], cached[3]
+
+    def forward(self, query, key, key_mask, causal: bool = False, cache_keys: bool = False):
         batch, query_length, dim = query.shape  # (B, Lq, d)
         key_length = key.shape[1]
 
         def split(x):  # (B, L, d) -> (B, h, L, d_h)
             return x.view(batch, -1, self.heads, self.head_dim).transpose(1, 2)
 
-        q, k, v = split(self.q_proj(query)), split(self.k_proj(key)), split(self.v_proj(key))
+        projected_keys, projected_values = self._keys_values(key, cache_keys)
+        q, k, v = split(self.q_proj(query)), split(projected_keys), split(projected_values)
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, h, Lq, Lk)
         allowed = key_mask[:, None, None, :].bool()  # (B, 1, 1, Lk)
         if causal:
@@ -148,10 +161,10 @@ class KGDecoderLayer(nn.Module):
     def forward(self, hidden, decoder_mask, word_states, word_mask, entity_states, entity_mask, encoder_states, encoder_mask):
         hidden = self._residual(hidden, self.self_attn(hidden, hidden, decoder_mask, causal=True), self.self_attn_norm)
         if self.use_word_attention:
-            hidden = self._residual(hidden, self.word_attn(hidden, word_states, word_mask), self.word_attn_norm)
+            hidden = self._residual(hidden, self.word_attn(hidden, word_states, word_mask, cache_keys=True), self.word_attn_norm)
         if self.use_entity_attention:
-            hidden = self._residual(hidden, self.entity_attn(hidden, entity_states, entity_mask), self.entity_attn_norm)
-        hidden = self._residual(hidden, self.encoder_attn(hidden, encoder_states, encoder_mask), self.encoder_attn_norm)
+            hidden = self._residual(hidden, self.entity_attn(hidden, entity_states, entity_mask, cache_keys=True), self.entity_attn_norm)
+        hidden = self._residual(hidden, self.encoder_attn(hidden, encoder_states, encoder_mask, cache_keys=True), self.encoder_attn_norm)
         return self._residual(hidden, self.ffn(hidden), self.ffn_norm)
 
 

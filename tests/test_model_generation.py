@@ -89,3 +89,31 @@ def test_sampling_and_no_padding_inside(model):
     torch.manual_seed(0)
     again = model.generate(**inputs, do_sample=True, top_k=20, top_p=0.95, temperature=2.0, num_return_sequences=8, max_new_tokens=8)
     assert again.shape[1] >= 2
+
+
+def test_inference_caches_follow_weight_updates():
+    """Copy rows and cross-attention keys/values cached without grad equal a fresh computation,
+    also after an in-place weight update."""
+    model = tiny_model(seed=8).eval()
+    inputs = context(tiny_batch(seed=14))
+    decoder_input_ids = torch.tensor([[1, 5, 7]] * inputs["input_ids"].shape[0])
+
+    def logits(grad: bool):
+        with torch.set_grad_enabled(grad):
+            return model(**inputs, decoder_input_ids=decoder_input_ids, task="conv").lm_logits.detach()
+
+    with torch.no_grad():
+        encoder_outputs = model.get_encoder()(**inputs)
+        first = model(decoder_input_ids=decoder_input_ids, encoder_outputs=encoder_outputs, task="conv").lm_logits
+        again = model(decoder_input_ids=decoder_input_ids, encoder_outputs=encoder_outputs, task="conv").lm_logits
+    assert torch.equal(first, again)
+    assert torch.equal(logits(False), logits(True))
+    with torch.no_grad():
+        model.copy_head.vocab_projection.weight.mul_(1.5)
+        model.kgsf.decoder.layers[0].encoder_attn.k_proj.weight.add_(0.1)
+        model.kgsf.set_vocab_masks(model.kgsf.kg_word_vocab_mask, ~model.kgsf.item_token_vocab_mask)
+        updated = model(decoder_input_ids=decoder_input_ids, encoder_outputs=encoder_outputs, task="conv").lm_logits
+    assert not torch.equal(updated, first)
+    with torch.enable_grad():
+        expected = model(decoder_input_ids=decoder_input_ids, encoder_outputs=encoder_outputs, task="conv").lm_logits.detach()
+    assert torch.equal(updated, expected)
