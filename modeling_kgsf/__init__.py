@@ -1,4 +1,8 @@
-"""KGSF model package: configuration, model classes and output types (Auto classes registered on import)."""
+"""KGSF model package: configuration, model classes and output types (Auto classes registered on import).
+
+``ConversationalRecommender`` (``pipeline_kgsf``, free text in, recommendations with explanations
+and replies out) is imported on first use.
+"""
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from .configuration_kgsf import KGSFConfig
@@ -18,6 +22,7 @@ AutoModelForSeq2SeqLM.register(KGSFConfig, KGSFForConversationalRecommendation, 
 AutoTokenizer.register(KGSFConfig, slow_tokenizer_class=KGSFTokenizer, exist_ok=True)
 
 __all__ = [
+    "ConversationalRecommender",
     "KGSFConfig",
     "KGSFContextOutput",
     "KGSFForConversationalRecommendation",
@@ -27,3 +32,11 @@ __all__ = [
     "KGSFPreTrainedModel",
     "KGSFTokenizer",
 ]
+
+
+def __getattr__(name):
+    if name == "ConversationalRecommender":
+        from .pipeline_kgsf import ConversationalRecommender
+
+        return ConversationalRecommender
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

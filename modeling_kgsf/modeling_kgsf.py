@@ -237,7 +237,7 @@ class KGSFModel(KGSFPreTrainedModel):
 
     def _node_cache_key(self):
         tensors = [p for m in (self.item_graph_encoder, self.word_graph_encoder) if m is not None for p in m.parameters()]
-        tensors += [self.dbpedia_edge_index, self.dbpedia_edge_type, self.conceptnet_edge_index]
+        tensors += [self.dbpedia_edge_index, self.dbpedia_edge_type, self.conceptnet_edge_index, self.item_entity_ids]
         return tuple((t.data_ptr(), t._version, t.device) for t in tensors)
 
     def _graph_frozen(self) -> bool:
@@ -258,7 +258,8 @@ class KGSFModel(KGSFPreTrainedModel):
                 graph = self._dbpedia_graph()
                 entity = self.item_graph_encoder(graph)  # (n_entity, k)
                 word = self.word_graph_encoder(self.conceptnet_edge_index) if self.word_graph_encoder is not None else None
-            self._node_cache = {"key": key, "entity": entity, "word": word}
+                items = entity[self.item_entity_ids]  # (n_item, k), gathered once for every recommendation
+            self._node_cache = {"key": key, "entity": entity, "word": word, "items": items}
         return self._node_cache
 
     def clear_node_cache(self):
@@ -274,8 +275,8 @@ class KGSFModel(KGSFPreTrainedModel):
     def entity_vectors(self, *node_ids: torch.Tensor) -> list[torch.Tensor]:
         """Entity vectors ``(*shape, k)`` for each id tensor, computing only the rows needed."""
         if self._use_node_cache():
-            table = self.cache_node_embeddings()["entity"]
-            return [table[ids] for ids in node_ids]
+            cache = self.cache_node_embeddings()
+            return [cache["items"] if ids is self.item_entity_ids else cache["entity"][ids] for ids in node_ids]
         flat = torch.cat([ids.reshape(-1) for ids in node_ids])
         targets, inverse = torch.unique(flat, sorted=True, return_inverse=True)
         rows = self.item_graph_encoder(self._dbpedia_graph().restrict_to(targets))[inverse]  # (sum numel, k)

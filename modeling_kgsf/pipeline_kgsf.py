@@ -1,0 +1,371 @@
+"""Use a trained KGSF folder on free text: recommend with explanations and reply.
+
+```python
+from modeling_kgsf import ConversationalRecommender
+
+crs = ConversationalRecommender.from_pretrained("runs/quick/conversation/best")
+turns = ["Hi! I loved Paranormal Activity, anything scary with Tom Hanks?"]
+for rec in crs.recommend(turns, k=5):
+    print(rec.rank, rec.title, rec.score, rec.explanation.path)
+print(crs.respond(turns))                       # greedy, 20 new tokens, @movieId shown as titles
+```
+
+``turns`` are plain strings alternating seeker / recommender (the first is the seeker's), or
+``{"role": "seeker" | "user" | "recommender" | "assistant", "text": ...}`` dicts, or
+``(role, text)`` pairs. They are processed exactly as the training rows
+(:func:`datasets_scripts.redial.context_row`: KGSF tokenisation, entity linking of ``@movieId``,
+titles, actors, genres...; same-speaker turns merged; last 5 turns, last 256 tokens) and batched by
+:class:`datasets_scripts.collator.KGSFDataCollator`.
+
+The folder must hold ``kg_resources.json`` (every training stage writes it; older folders get it
+with ``python -m datasets_scripts.kg_resources --data-dir ../shared/data FOLDER``), so nothing
+outside the folder is read. ``datasets_scripts`` is imported lazily: ``modeling_kgsf`` itself
+(what a ``trust_remote_code`` folder carries) does not depend on it.
+
+Scores: ``score`` is the softmax probability over all ``n_item`` items (before items mentioned
+in the context are left out), ``logit`` the raw recommender score. Explanations: the context
+concept words and entities ranked by the recommender's self-attention weights (the paper's
+Figure 4; the same for every item of a turn), and the shortest DBpedia path (at most ``max_hops``
+hops, relations with a known name preferred) from a context entity to the item, or None.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SEEKER, RECOMMENDER = "seeker", "recommender"
+ROLE_ALIASES = {"seeker": SEEKER, "user": SEEKER, "recommender": RECOMMENDER, "assistant": RECOMMENDER}
+_MOVIE_TOKEN = re.compile(r"^@(\d+)$")
+_CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
+
+
+class ModelFolderError(OSError):
+    """The folder is missing, is not a KGSF model, or lacks ``kg_resources.json``."""
+
+
+class ConversationError(ValueError):
+    """The conversation is empty or malformed."""
+
+
+@dataclass
+class WeightedWord:
+    word: str  # ConceptNet concept (lower case)
+    concept_id: int
+    weight: float  # recommender attention weight over the context words
+
+
+@dataclass
+class WeightedEntity:
+    name: str
+    entity_id: int
+    weight: float  # recommender attention weight over the context entities
+
+
+@dataclass
+class KGPath:
+    """``entity_ids[0]`` (a context entity) -> ... -> ``entity_ids[-1]`` (the item); ``relations[i]``
+    joins ``entity_ids[i]`` and ``entity_ids[i + 1]`` (a DBpedia property, None where unnamed)."""
+
+    entity_ids: list[int]
+    names: list[str]
+    relations: list[str | None]
+    text: str = ""
+
+    def __post_init__(self):
+        if not self.text:
+            parts = [self.names[0]]
+            for relation, name in zip(self.relations, self.names[1:]):
+                parts.append(f"-[{relation or 'related'}]- {name}")
+            self.text = " ".join(parts)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
+class Explanation:
+    words: list[WeightedWord] = field(default_factory=list)
+    entities: list[WeightedEntity] = field(default_factory=list)
+    path: KGPath | None = None
+
+
+@dataclass
+class Recommendation:
+    rank: int
+    title: str
+    movie_id: str | None  # ReDial movieId (the most mentioned one when several share the entity)
+    entity_id: int
+    item_index: int
+    score: float  # softmax probability over all items
+    logit: float
+    explanation: Explanation | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def normalize_turns(turns) -> list[tuple[str, str]]:
+    """``(role, text)`` pairs with roles ``seeker`` / ``recommender``; empty texts dropped.
+
+    Strings alternate starting with the seeker (the position counts even for an empty string).
+    """
+    if isinstance(turns, (str, dict)):
+        turns = [turns]
+    normalized = []
+    for position, turn in enumerate(turns or []):
+        if isinstance(turn, str):
+            role, text = (SEEKER, RECOMMENDER)[position % 2], turn
+        elif isinstance(turn, dict):
+            role, text = turn.get("role", ""), turn.get("text", turn.get("content"))
+        elif isinstance(turn, (tuple, list)) and len(turn) == 2:
+            role, text = turn
+        else:
+            raise ConversationError(f"turn {position}: expected a string, a {{'role', 'text'}} dict or a (role, text) pair, got {turn!r}")
+        if str(role).lower() not in ROLE_ALIASES:
+            raise ConversationError(f"turn {position}: unknown role {role!r} (use one of {', '.join(ROLE_ALIASES)})")
+        if not isinstance(text, str):
+            raise ConversationError(f"turn {position}: the text must be a string, got {text!r}")
+        if text.strip():
+            normalized.append((ROLE_ALIASES[str(role).lower()], text.strip()))
+    if not normalized:
+        raise ConversationError("empty conversation: give at least one turn with some text")
+    return normalized
+
+
+class _PathFinder:
+    """Shortest paths on the item graph (the model's ``dbpedia_edge_index`` / ``dbpedia_edge_type``
+    buffers, self-loops dropped, both directions present), as CSR arrays; named relations first."""
+
+    def __init__(self, edge_index: torch.Tensor, edge_type: torch.Tensor, relation_names: list, num_nodes: int):
+        source, target, types = (t.cpu().numpy() for t in (edge_index[0], edge_index[1], edge_type))
+        keep = source != target
+        source, target, types = source[keep], target[keep], types[keep]
+        self.relation_names = list(relation_names) + [None] * max(0, int(types.max(initial=-1)) + 1 - len(relation_names))
+        unnamed = np.array([name is None for name in self.relation_names], dtype=bool)
+        order = np.lexsort((unnamed[types] if len(types) else types, source))
+        self.neighbors, self.types = target[order], types[order]
+        self.unnamed = unnamed[self.types] if len(self.types) else np.zeros(0, dtype=bool)
+        self.indptr = np.searchsorted(source[order], np.arange(num_nodes + 1))
+        self.num_nodes = num_nodes
+
+    def _expand(self, frontier: np.ndarray):
+        """All edges out of ``frontier``: (position of the origin in frontier, neighbour, relation, unnamed)."""
+        starts, ends = self.indptr[frontier], self.indptr[frontier + 1]
+        counts = ends - starts
+        origin = np.repeat(np.arange(len(frontier)), counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        edges = np.repeat(starts, counts) + offsets
+        return origin, self.neighbors[edges], self.types[edges], self.unnamed[edges]
+
+    def paths(self, sources: list[int], targets: list[int], max_hops: int) -> dict[int, tuple[list[int], list[int]]]:
+        """target -> (nodes, relation ids) of a shortest path of at most ``max_hops`` hops from any
+        source (earlier sources and named relations win ties). Breadth-first search for
+        ``max_hops - 1`` layers from the sources, then the last hop from each target's side."""
+        depth = np.full(self.num_nodes, -1, dtype=np.int64)
+        parent = np.full(self.num_nodes, -1, dtype=np.int64)
+        relation = np.full(self.num_nodes, -1, dtype=np.int64)
+        frontier = np.array(list(dict.fromkeys(s for s in sources if 0 <= s < self.num_nodes)), dtype=np.int64)
+        depth[frontier] = 0
+        for hop in range(1, max_hops):
+            if not len(frontier):
+                break
+            origin, neighbor, types, unnamed = self._expand(frontier)
+            fresh = depth[neighbor] < 0
+            origin, neighbor, types, unnamed = origin[fresh], neighbor[fresh], types[fresh], unnamed[fresh]
+            order = np.lexsort((origin, unnamed))  # named relations first, then frontier order
+            neighbor, first = np.unique(neighbor[order], return_index=True)
+            chosen = order[first]
+            parent[neighbor], relation[neighbor], depth[neighbor] = frontier[origin[chosen]], types[chosen], hop
+            frontier = neighbor[np.argsort(chosen, kind="stable")]  # keep discovery order
+        found = {}
+        for target in targets:
+            if not 0 <= target < self.num_nodes:
+                continue
+            if depth[target] < 0 and max_hops > 0:  # last hop: a neighbour of the target already reached
+                start, end = self.indptr[target], self.indptr[target + 1]
+                neighbors = self.neighbors[start:end]
+                reached = depth[neighbors] >= 0
+                if not reached.any():
+                    continue
+                candidates = np.flatnonzero(reached)
+                best = candidates[np.lexsort((self.unnamed[start:end][candidates], depth[neighbors[candidates]]))[0]]
+                nodes, relations = [target, int(neighbors[best])], [int(self.types[start + best])]
+            elif depth[target] >= 0:
+                nodes, relations = [target], []
+            else:
+                continue
+            while parent[nodes[-1]] >= 0:
+                relations.append(int(relation[nodes[-1]]))
+                nodes.append(int(parent[nodes[-1]]))
+            found[target] = (nodes[::-1], relations[::-1])
+        return found
+
+
+class ConversationalRecommender:
+    """KGSF on free text: :meth:`recommend` (items with scores and explanations) and :meth:`respond`."""
+
+    def __init__(self, model, tokenizer, resources, folder: str | None = None):
+        from datasets_scripts.collator import KGSFDataCollator
+        from datasets_scripts.entity_linker import name_from_uri
+
+        self.model, self.tokenizer, self.resources, self.folder = model.eval(), tokenizer, resources, folder
+        resources.tokenizer = tokenizer
+        entities = resources.entities
+        self.item_index_of_entity = entities.item_index_of_entity
+        self.collator = KGSFDataCollator(tokenizer, self.item_index_of_entity, mode="rec")
+        # entity id -> most mentioned movieId; names for every entity that may be shown
+        self.movie_of_entity: dict[int, str] = {}
+        for movie_id, entity in sorted(entities.movie_id_to_entity.items(), key=lambda pair: -entities.movie_id_to_mentions.get(pair[0], 0)):
+            self.movie_of_entity.setdefault(entity, movie_id)
+        self._name_from_uri = name_from_uri
+        self.concept_of_id = {index: word for word, index in resources.concept_vocab.items()}
+        config = model.config
+        self.path_finder = _PathFinder(model.kgsf.dbpedia_edge_index, model.kgsf.dbpedia_edge_type, resources.relation_names, config.n_entity)
+        model.cache_node_embeddings()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "ConversationalRecommender":
+        """Load a KGSF folder (weights, tokenizer, ``kg_resources.json``) and cache the node vectors."""
+        from modeling_kgsf import KGSFForConversationalRecommendation, KGSFTokenizer
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ModelFolderError(f"model folder not found: {folder}")
+        config_file = folder / "config.json"
+        model_type = None
+        if config_file.is_file():
+            try:
+                model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+            except (json.JSONDecodeError, AttributeError):
+                model_type = None
+        if model_type != "kgsf":
+            found = "no config.json" if not config_file.is_file() else f"config.json has model_type {model_type!r}"
+            raise ModelFolderError(f"{folder} is not a KGSF model folder ({found}; expected a save_pretrained folder of "
+                                   "KGSFForConversationalRecommendation, e.g. runs/quick/conversation/best)")
+        from datasets_scripts.kg_resources import load_kg_resources
+
+        try:
+            resources = load_kg_resources(folder)
+        except FileNotFoundError as error:
+            raise ModelFolderError(str(error)) from None
+        try:
+            model = KGSFForConversationalRecommendation.from_pretrained(folder).to(device).eval()
+            tokenizer = KGSFTokenizer.from_pretrained(folder)
+        except OSError as error:
+            raise ModelFolderError(f"{folder}: cannot load the KGSF model ({error})") from None
+        items = model.kgsf.item_entity_ids.tolist()
+        if resources.entities.num_entities != model.config.n_entity or resources.entities.item_entity_ids != items:
+            raise ModelFolderError(f"{folder}: kg_resources.json does not match the model (entities {resources.entities.num_entities} vs "
+                                   f"{model.config.n_entity}, or a different item list); rewrite it from the model's data")
+        return cls(model, tokenizer, resources, folder=str(folder))
+
+    # ------------------------------------------------------------------ naming
+    def entity_name(self, entity_id: int) -> str:
+        """The ReDial title of a movie, else the readable DBpedia name."""
+        movie_id = self.movie_of_entity.get(entity_id)
+        title = self.resources.entities.movie_id_to_title.get(movie_id) if movie_id else None
+        if title:
+            return " ".join(title.split())
+        uri = self.resources.entities.entity_to_uri[entity_id] if 0 <= entity_id < self.resources.entities.num_entities else str(entity_id)
+        parsed = self._name_from_uri(uri)
+        return parsed[0] if parsed else uri
+
+    def render_tokens(self, tokens: list[str]) -> str:
+        """Tokens as text, ``@movieId`` written as the movie title."""
+        titles = self.resources.entities.movie_id_to_title
+        shown = []
+        for token in tokens:
+            movie = _MOVIE_TOKEN.match(token)
+            shown.append(titles.get(movie.group(1), token) if movie else token)
+        return self.tokenizer.convert_tokens_to_string(shown)
+
+    # ------------------------------------------------------------------ inputs
+    def context_row(self, turns) -> dict:
+        """The processed row (DESIGN.md columns) for the recommender turn that follows ``turns``."""
+        from datasets_scripts.redial import context_row
+
+        row = context_row(normalize_turns(turns), self.resources, recommender=RECOMMENDER)
+        if not row["context_tokens"]:
+            raise ConversationError("empty conversation: the turns hold no words")
+        return row
+
+    def _batch(self, row: dict) -> dict:
+        batch = self.collator([row])
+        device = self.model.device
+        return {key: batch[key].to(device) for key in _CONTEXT_KEYS}
+
+    # ------------------------------------------------------------------ recommendation
+    def recommend(self, turns, k: int = 10, exclude_mentioned: bool = True, explain: bool = True,
+                  top_words: int = 5, top_entities: int = 5, max_hops: int = 2) -> list[Recommendation]:
+        """The ``k`` best items for the next recommender turn.
+
+        ``exclude_mentioned`` (default True) leaves out the items the conversation already
+        mentions; ``score`` is still the softmax probability over all items.
+        """
+        row = self.context_row(turns)
+        with torch.no_grad():
+            out = self.model(**self._batch(row), task="rec")
+        logits = out.rec_logits[0].float()
+        probabilities = torch.softmax(logits, dim=-1)
+        ranking = logits.clone()
+        if exclude_mentioned:
+            mentioned = [self.item_index_of_entity[e] for e in row["context_items"] if e in self.item_index_of_entity]
+            ranking[mentioned] = float("-inf")
+        k = max(0, min(k, int(torch.isfinite(ranking).sum())))
+        top = torch.topk(ranking, k).indices.tolist()
+        item_ids = self.model.kgsf.item_entity_ids
+        recommendations = [
+            Recommendation(rank=rank, title=self.entity_name(int(item_ids[index])), movie_id=self.movie_of_entity.get(int(item_ids[index])),
+                           entity_id=int(item_ids[index]), item_index=index, score=float(probabilities[index]), logit=float(logits[index]))
+            for rank, index in enumerate(top, start=1)
+        ]
+        if explain and recommendations:
+            self._explain(recommendations, row, out, top_words, top_entities, max_hops)
+        return recommendations
+
+    def _explain(self, recommendations, row, out, top_words, top_entities, max_hops):
+        words = []
+        if out.word_attention_weights is not None:
+            weights = out.word_attention_weights[0, : len(row["context_words"])].tolist()
+            words = sorted((WeightedWord(self.concept_of_id.get(c, str(c)), c, w) for c, w in zip(row["context_words"], weights)),
+                           key=lambda item: -item.weight)[:top_words]
+        weights = out.entity_attention_weights[0, : len(row["context_entities"])].tolist()
+        entities = sorted((WeightedEntity(self.entity_name(e), e, w) for e, w in zip(row["context_entities"], weights)),
+                          key=lambda item: -item.weight)
+        sources = [entity.entity_id for entity in entities]  # most attended first: they win ties
+        paths = self.path_finder.paths(sources, [r.entity_id for r in recommendations], max_hops) if sources and max_hops > 0 else {}
+        names = self.path_finder.relation_names
+        for recommendation in recommendations:
+            path = None
+            if recommendation.entity_id in paths:
+                nodes, relations = paths[recommendation.entity_id]
+                path = KGPath(nodes, [self.entity_name(n) for n in nodes], [names[r] for r in relations])
+            recommendation.explanation = Explanation(words=list(words), entities=entities[:top_entities], path=path)
+
+    # ------------------------------------------------------------------ response
+    def respond(self, turns, max_new_tokens: int = 20, **generate_kwargs) -> str:
+        """The model's next recommender turn (``generate``; greedy unless told otherwise), with
+        ``@movieId`` tokens written as titles."""
+        return self.render_tokens(self.respond_tokens(turns, max_new_tokens=max_new_tokens, **generate_kwargs))
+
+    def respond_tokens(self, turns, max_new_tokens: int = 20, **generate_kwargs) -> list[str]:
+        """The generated reply as vocabulary tokens (``@movieId`` kept), up to ``__end__``."""
+        generate_kwargs.setdefault("num_beams", 1)
+        generate_kwargs.setdefault("do_sample", False)
+        batch = self._batch(self.context_row(turns))
+        with torch.no_grad():
+            sequences = self.model.generate(**batch, max_new_tokens=max_new_tokens, **generate_kwargs)
+        tokens = []
+        for token_id in sequences[0, 1:].tolist():
+            if token_id == self.tokenizer.eos_token_id:
+                break
+            if token_id != self.tokenizer.pad_token_id:
+                tokens.append(self.tokenizer.convert_ids_to_tokens(token_id))
+        return tokens
