@@ -39,6 +39,7 @@ setup(
     packages=find_packages(include=["modeling_kgsf", "modeling_kgsf.*", "datasets_scripts", "datasets_scripts.*"]),
     package_data={"modeling_kgsf": ["*.json"]},
     install_requires=install_requires,
+    entry_points={"console_scripts": ["kgsf=modeling_kgsf.cli:main"]},
     extras_require=extras_require,
     license="MIT",
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Artificial Intelligence"],

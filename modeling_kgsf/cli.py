@@ -1,0 +1,175 @@
+"""``kgsf`` command line: talk to a trained KGSF folder.
+
+    kgsf recommend FOLDER "I loved Paranormal Activity" ["recommender turn" "seeker turn" ...] [--json]
+    kgsf chat FOLDER
+
+``recommend`` takes the conversation as arguments, alternating seeker / recommender from the
+seeker (``--first recommender`` to start with the recommender), and prints the recommendations
+with their explanations (``--json``: one JSON object; ``--reply`` adds the generated reply).
+``chat`` reads one seeker message per line from stdin and answers each with recommendations, the
+reasons and a generated reply (which becomes the recommender's turn); ``/reset`` starts a new
+conversation, ``/quit`` or end of input leaves. Errors (unknown folder, a folder that is not a
+KGSF model or lacks ``kg_resources.json``, an empty conversation) are one line on stderr and exit
+status 1 (2 for bad usage).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .pipeline_kgsf import ConversationError, ModelFolderError, Recommendation
+
+SCORE_NOTE = "score = softmax probability over all items"
+
+
+def _why(recommendation: Recommendation) -> list[str]:
+    explanation = recommendation.explanation
+    if explanation is None:
+        return []
+    lines = []
+    if explanation.words:
+        lines.append("words: " + ", ".join(f"{w.word} ({w.weight:.2f})" for w in explanation.words))
+    if explanation.entities:
+        lines.append("entities: " + ", ".join(f"{e.name} ({e.weight:.2f})" for e in explanation.entities))
+    lines.append(f"path: {explanation.path}" if explanation.path else "path: none within the hop limit")
+    return lines
+
+
+def format_recommendations(recommendations: list[Recommendation], show_why: bool = True) -> str:
+    if not recommendations:
+        return "(no recommendation)"
+    lines = []
+    for recommendation in recommendations:
+        lines.append(f"{recommendation.rank:>2}. {recommendation.title}  [score {recommendation.score:.4f}]")
+        if show_why:
+            lines.extend(f"      why {line}" if index == 0 else f"          {line}" for index, line in enumerate(_why(recommendation)))
+    return "\n".join(lines)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", help="a trained KGSF folder (e.g. runs/quick/conversation/best)")
+    parser.add_argument("-k", "--k", type=int, default=None, help="number of recommendations")
+    parser.add_argument("--include-mentioned", action="store_true", help="keep items the conversation already mentions (left out by default)")
+    parser.add_argument("--max-hops", type=int, default=2, help="longest DBpedia path shown as an explanation (default 2)")
+    parser.add_argument("--max-new-tokens", type=int, default=20, help="length bound of generated replies (default 20)")
+    parser.add_argument("--num-beams", type=int, default=1, help="beam search width for replies (default 1: greedy)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kgsf", description="Recommend movies and chat with a trained KGSF model.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{recommend,chat}")
+    recommend = commands.add_parser("recommend", help="one-shot recommendations for a conversation given as arguments",
+                                    description="Recommendations (with explanations) for the turn after the given conversation.")
+    _add_common(recommend)
+    recommend.add_argument("turns", nargs="*", help="conversation turns, alternating seeker / recommender")
+    recommend.add_argument("--first", choices=("seeker", "recommender"), default="seeker", help="who speaks the first turn (default seeker)")
+    recommend.add_argument("--json", action="store_true", help="print one JSON object")
+    recommend.add_argument("--reply", action="store_true", help="also generate the recommender's reply")
+    recommend.add_argument("--no-explain", action="store_true", help="skip the explanations")
+    chat = commands.add_parser("chat", help="interactive conversation on stdin",
+                               description="Type seeker messages; see recommendations, why, and the model's reply.")
+    _add_common(chat)
+    chat.add_argument("--no-reply", action="store_true", help="do not generate replies (recommendations only)")
+    return parser
+
+
+def _turns_with_roles(texts: list[str], first: str) -> list[dict]:
+    roles = ("seeker", "recommender") if first == "seeker" else ("recommender", "seeker")
+    return [{"role": roles[index % 2], "text": text} for index, text in enumerate(texts)]
+
+
+def _load(folder: str):
+    from transformers.utils import logging as transformers_logging
+
+    from .pipeline_kgsf import ConversationalRecommender
+
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bar on the terminal
+    return ConversationalRecommender.from_pretrained(folder)
+
+
+def run_recommend(args) -> int:
+    turns = _turns_with_roles(args.turns, args.first)
+    if not any(turn["text"].strip() for turn in turns):
+        raise ConversationError("empty conversation: give at least one turn, e.g. kgsf recommend FOLDER \"I like horror movies\"")
+    crs = _load(args.folder)
+    recommendations = crs.recommend(turns, k=args.k or 10, exclude_mentioned=not args.include_mentioned,
+                                    explain=not args.no_explain, max_hops=args.max_hops)
+    reply = crs.respond(turns, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams) if args.reply else None
+    if args.json:
+        row = crs.context_row(turns)
+        result = {
+            "recommendations": [r.to_dict() for r in recommendations],
+            "score": "softmax probability over all items",
+            "excluded_mentioned": not args.include_mentioned,
+            "context": {
+                "entities": [{"entity_id": e, "name": crs.entity_name(e)} for e in row["context_entities"]],
+                "items": [{"entity_id": e, "name": crs.entity_name(e)} for e in row["context_items"]],
+                "words": [crs.concept_of_id.get(c, str(c)) for c in row["context_words"]],
+            },
+        }
+        if reply is not None:
+            result["reply"] = reply
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        note = "" if args.include_mentioned else "; items already mentioned are left out"
+        print(f"Recommendations ({SCORE_NOTE}{note}):")
+        print(format_recommendations(recommendations, show_why=not args.no_explain))
+        if reply is not None:
+            print(f"reply: {reply}")
+    return 0
+
+
+def run_chat(args) -> int:
+    crs = _load(args.folder)
+    k = args.k or 3
+    print(f"KGSF chat with {args.folder}. Type a message as the seeker; /reset starts over, /quit (or end of input) leaves.")
+    turns: list[dict] = []
+    while True:
+        print("you> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            print()
+            break
+        text = line.strip()
+        if text in ("/quit", "/exit"):
+            break
+        if text == "/reset":
+            turns = []
+            print("(new conversation)")
+            continue
+        if not text:
+            print("(empty message: type something, or /quit)")
+            continue
+        turns.append({"role": "seeker", "text": text})
+        try:
+            recommendations = crs.recommend(turns, k=k, exclude_mentioned=not args.include_mentioned, max_hops=args.max_hops)
+        except ConversationError as error:
+            turns.pop()
+            print(f"({error})")
+            continue
+        print(f"recommendations ({SCORE_NOTE}):")
+        print(format_recommendations(recommendations))
+        if not args.no_reply:
+            reply = crs.respond(turns, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
+            print(f"kgsf> {reply}")
+            turns.append({"role": "recommender", "text": reply})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.k is not None and args.k < 1:
+        parser.error("-k must be at least 1")
+    try:
+        return run_recommend(args) if args.command == "recommend" else run_chat(args)
+    except (ModelFolderError, ConversationError) as error:
+        print(f"kgsf: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
