@@ -1,0 +1,168 @@
+"""The pipeline and the ``kgsf`` CLI, driven as a user would: a tiny model folder saved by the
+stages' own ``make_save_model`` over the fake data directory, then subprocesses with stdin."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fake_data import make_fake_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "num_bases": 2, "item_graph_encoder": "featureless"}
+
+
+def kgsf_command() -> list[str]:
+    """The installed console script (``pip install -e .``), else the module it runs."""
+    script = Path(sys.executable).parent / "kgsf"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "modeling_kgsf.cli"]
+
+
+def kgsf(*args, stdin: str | None = None, check: bool = True):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run([*kgsf_command(), *map(str, args)], input=stdin, capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    if check:
+        assert result.returncode == 0, f"kgsf {args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A tiny KGSF folder written by ``examples/common.make_save_model`` (weights, vocab, kg_resources.json)."""
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        import common
+        from kgsf_trainer import TrainingArguments
+    finally:
+        sys.path.remove(str(REPO / "examples"))
+    from datasets_scripts import kg
+
+    root = tmp_path_factory.mktemp("pipeline_cli")
+    data_dir = make_fake_data_dir(root / "data")
+    (root / "tiny.json").write_text(json.dumps(TINY))
+    data = common.KGSFData(common.DataArguments(data_dir=str(data_dir), cache_dir=str(root / "cache"), include_recovered=False))
+    # the fake graph is far below the reference's relation-frequency cut: keep every relation
+    data.resources.item_graph = kg.load_item_graph(data_dir, root / "cache", entities=data.resources.entities, relation_min_count=0)
+    model = common.build_model(data, common.ModelArguments(model_config=str(root / "tiny.json")))
+    out = root / "model"
+    common.make_save_model(data, "conversation", TrainingArguments(output_dir=str(root / "run")))(model, out, {"note": "untrained"})
+    return out
+
+
+def test_folder_holds_kg_resources(folder):
+    resources = json.loads((folder / "kg_resources.json").read_text())
+    assert resources["format"] == "kgsf-kg-resources"
+    assert resources["movies"]["111"] == [0, "Paranormal Activity (2007)", 5]
+    assert len(resources["relation_names"]) == resources["n_relation"] > 0
+    assert "horror" in resources["concept_vocab"] and "the" in resources["stopwords"]
+
+
+def test_api_recommend_and_respond(folder):
+    from modeling_kgsf import ConversationalRecommender
+
+    crs = ConversationalRecommender.from_pretrained(folder)
+    row = crs.context_row(["I like paranormal activity (2007) and Tom Hanks", "What about @222 ?", "scary horror movies"])
+    assert row["context_entities"][:3] == [0, 2, 1]  # title (lower case, with year), actor, @movieId
+    assert row["context_items"] == [0, 1]
+    turns = [{"role": "user", "text": "I like Paranormal Activity with Tom Hanks"}, {"role": "assistant", "text": "Have you seen @222 ?"}]
+    recommendations = crs.recommend(turns, k=10)
+    assert {r.entity_id for r in recommendations}.isdisjoint({0, 1})  # mentioned items left out by default
+    assert len(recommendations) == 2 and [r.rank for r in recommendations] == [1, 2]
+    assert all(0 < r.score < 1 and r.title and r.explanation for r in recommendations)
+    kept = crs.recommend(turns, k=10, exclude_mentioned=False)
+    assert len(kept) == 4 and abs(sum(r.score for r in kept) - 1) < 1e-5  # softmax over all items
+    explanation = recommendations[0].explanation
+    assert {e.name for e in explanation.entities} == {"Paranormal Activity (2007)", "Tom Hanks", "Toy Story (1995)"}
+    assert explanation.entities[0].weight >= explanation.entities[-1].weight
+    reply = crs.respond(turns, max_new_tokens=5)
+    assert isinstance(reply, str)
+
+
+def test_paths_use_the_graph_and_relation_names(folder, tmp_path):
+    from modeling_kgsf.pipeline_kgsf import ConversationalRecommender
+
+    named = tmp_path / "named"
+    named.mkdir()
+    for item in folder.iterdir():
+        (named / item.name).symlink_to(item)
+    resources = json.loads((folder / "kg_resources.json").read_text())
+    resources["relation_names"] = [f"rel{index}" for index in range(resources["n_relation"])]
+    (named / "kg_resources.json").unlink()
+    (named / "kg_resources.json").write_text(json.dumps(resources))
+    crs = ConversationalRecommender.from_pretrained(named)
+    # Tom Hanks (2) -> Toy Story (1): a triple of the fake graph; Frozen (4) shares a genre (3) with Toy Story
+    paths = crs.path_finder.paths([2], [1, 4, 6], max_hops=3)
+    assert paths[1][0] == [2, 1] and paths[4][0] == [2, 1, 3, 4] and 6 not in paths
+    recommendations = crs.recommend(["Tom Hanks"], k=4, max_hops=3)
+    by_entity = {r.entity_id: r.explanation.path for r in recommendations}
+    assert by_entity[1].names == ["Tom Hanks", "Toy Story (1995)"] and by_entity[1].relations[0].startswith("rel")
+    assert by_entity[6] is None  # the unlinked movie has no edge
+    assert crs.recommend(["Tom Hanks"], k=4, max_hops=1)[0].explanation is not None
+
+
+def test_cli_recommend_json(folder):
+    result = kgsf("recommend", folder, "I like Paranormal Activity with Tom Hanks", "Have you seen @222 ?", "yes, scary ones", "--json", "--reply")
+    output = json.loads(result.stdout)
+    recommendations = output["recommendations"]
+    assert [r["rank"] for r in recommendations] == [1, 2] and output["excluded_mentioned"] is True
+    first = recommendations[0]
+    assert {"title", "movie_id", "entity_id", "score", "logit", "explanation"} <= set(first)
+    assert first["title"] in {"Frozen (2013)", "Obscure Film (2001)"} and first["movie_id"] in {"444", "333"}
+    assert first["explanation"]["entities"] and first["explanation"]["words"]
+    assert "path" in first["explanation"]
+    assert {e["name"] for e in output["context"]["entities"]} >= {"Paranormal Activity (2007)", "Tom Hanks", "Toy Story (1995)"}
+    assert isinstance(output["reply"], str) and "@" not in output["reply"]  # @movieId rendered as titles
+
+
+def test_cli_chat_on_stdin(folder):
+    result = kgsf("chat", folder, "-k", "2", "--max-new-tokens", "4", stdin="I like Paranormal Activity\n\nTom Hanks too\n/reset\nhorror\n/quit\n")
+    out = result.stdout
+    assert out.count("recommendations (") == 3 and out.count("kgsf> ") == 3
+    assert "why words:" in out and "entities: Paranormal Activity (2007)" in out
+    assert "(empty message" in out and "(new conversation)" in out
+
+
+def test_cli_errors(folder, tmp_path):
+    empty = kgsf("recommend", folder, "", "  ", check=False)
+    assert empty.returncode == 1 and "empty conversation" in empty.stderr
+    missing = kgsf("recommend", tmp_path / "nowhere", "hi", check=False)
+    assert missing.returncode == 1 and "model folder not found" in missing.stderr
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    other = kgsf("recommend", tmp_path / "other", "hi", check=False)
+    assert other.returncode == 1 and "is not a KGSF model folder" in other.stderr and "'bert'" in other.stderr
+    old = tmp_path / "old"
+    old.mkdir()
+    for item in folder.iterdir():
+        if item.name != "kg_resources.json":
+            (old / item.name).symlink_to(item)
+    lacking = kgsf("chat", old, stdin="hi\n", check=False)
+    assert lacking.returncode == 1 and "python -m datasets_scripts.kg_resources --data-dir" in lacking.stderr
+    usage = kgsf("recommend", check=False)
+    assert usage.returncode == 2 and "folder" in usage.stderr
+
+
+def test_kg_resources_command_upgrades_an_old_folder(folder, tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    for item in folder.iterdir():
+        if item.name != "kg_resources.json":
+            (old / item.name).symlink_to(item)
+    data_dir = folder.parent / "data"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cache = folder.parent / "cache"
+    # the fake data's reference-filtered graph (0 relations) does not match the tiny model: refused
+    refused = subprocess.run([sys.executable, "-m", "datasets_scripts.kg_resources", "--data-dir", str(data_dir), "--cache-dir", str(cache), str(old)],
+                             capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert refused.returncode == 1 and "does not match" in refused.stderr and not (old / "kg_resources.json").exists()
+    config = json.loads((old / "config.json").read_text())
+    (old / "config.json").unlink()
+    (old / "config.json").write_text(json.dumps({**config, "n_relation": 0}))
+    written = subprocess.run([sys.executable, "-m", "datasets_scripts.kg_resources", "--data-dir", str(data_dir), "--cache-dir", str(cache), str(old)],
+                             capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert written.returncode == 0, written.stderr
+    assert json.loads((old / "kg_resources.json").read_text())["movies"] == json.loads((folder / "kg_resources.json").read_text())["movies"]
