@@ -11,6 +11,7 @@ in ``SOURCES.md`` (for example ``RUCAIBox-KGSF/key2index_3rd.json``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -109,3 +110,19 @@ def converted_pickles_dir(data_dir: str | os.PathLike | None = None, cache_dir: 
     out_dir = resolve_cache_dir(cache_dir) / "converted" / fingerprint_files(pickle_paths)
     convert_kgsf_pickles(pickle_dir, out_dir)
     return out_dir
+
+
+def iter_jsonl(path: str | os.PathLike):
+    """``(line_number, record)`` for every non-blank line of a jsonl file.
+
+    A malformed line raises ``ValueError`` naming the file and the line.
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield line_number, json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}, line {line_number}: malformed JSON ({error.msg} at column {error.colno})") from None

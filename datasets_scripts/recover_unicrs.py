@@ -90,6 +90,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from . import paths
+
 # Paths inside the shared data folder (see ../shared/data/SOURCES.md).
 UNICRS_VALID_SAMPLES = "ShupeiLi-UniCRS/src/data/redial/valid_data_processed.jsonl"
 UNICRS_TEST_SAMPLES = "ShupeiLi-UniCRS/src/data/redial/test_data_processed.jsonl"
@@ -131,17 +133,7 @@ def _require(path: Path, what: str) -> Path:
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """Read a jsonl file; a malformed line raises ``ValueError`` naming the file and line."""
-    path = _require(Path(path), "jsonl file")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, line {line_no}: malformed JSON ({err.msg})") from None
-    return rows
+    return [record for _, record in paths.iter_jsonl(_require(Path(path), "jsonl file"))]
 
 
 def _read_json(path: Path, what: str):

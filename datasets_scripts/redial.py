@@ -186,18 +186,11 @@ def read_conversations(path: str | os.PathLike) -> list[dict]:
     if not path.exists():
         raise FileNotFoundError(f"ReDial conversation file not found: {path}")
     conversations = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                conversation = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}, line {line_number}: malformed JSON ({error.msg} at column {error.colno})") from None
-            missing = [key for key in _REQUIRED_KEYS if not isinstance(conversation, dict) or key not in conversation]
-            if missing:
-                raise ValueError(f"{path}, line {line_number}: not a ReDial conversation (missing {', '.join(missing)})")
-            conversations.append(conversation)
+    for line_number, conversation in paths.iter_jsonl(path):
+        missing = [key for key in _REQUIRED_KEYS if not isinstance(conversation, dict) or key not in conversation]
+        if missing:
+            raise ValueError(f"{path}, line {line_number}: not a ReDial conversation (missing {', '.join(missing)})")
+        conversations.append(conversation)
     return conversations
 
 
