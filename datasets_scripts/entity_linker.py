@@ -99,7 +99,7 @@ class EntityLinker:
         max_ngram: int = 8,
         min_name_chars: int = 3,
     ) -> "EntityLinker":
-        """Index every DBpedia entity name and every ReDial movie title.
+        """Index every DBpedia entity name, every ReDial movie title and ``entities.entity_names``.
 
         ``stopwords``: names made only of these are skipped. ``common_words``: lower-case ordinary
         words (e.g. the ConceptNet concept vocabulary); names made only of them and of stopwords
@@ -134,6 +134,12 @@ class EntityLinker:
                 add(name, entity, _PRIORITY_DISAMBIGUATED_URI if disambiguated else _PRIORITY_PLAIN_URI, "entity")
                 if name.lower().endswith(" film"):  # genres: "Horror film" is also "horror"
                     add(name[: -len(" film")], entity, _PRIORITY_DISAMBIGUATED_URI, "entity")
+        for entity, extra_names in entities.entity_names.items():
+            for name in extra_names:
+                if entity in items:
+                    add(name, entity, _PRIORITY_MOVIE_URI, "title")
+                else:
+                    add(name, entity, _PRIORITY_PLAIN_URI, "entity")
         names = {key: (entity, kind) for key, (_, _, entity, kind) in candidates.items()}
         ordinary = set(common_words) | set(stopwords)
         capitalised_only = {

@@ -43,6 +43,9 @@ class DBpediaEntities:
     movie_id_to_entity: dict[str, int]  # ReDial movieId (str) -> entity id
     movie_id_to_title: dict[str, str]  # ReDial movieId (str) -> "Title (year)"
     movie_id_to_mentions: dict[str, int] = field(default_factory=dict)  # nbMentions in ReDial
+    # Extra names for linking, entity id -> names (the generic CRS format's entity names/aliases;
+    # DBpedia URIs are named from the URI itself, see entity_linker.name_from_uri).
+    entity_names: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def num_entities(self) -> int:

@@ -74,6 +74,8 @@ def kg_resources_dict(resources) -> dict:
         "case_free_entities": sorted(genre_entities(resources.item_graph, entities)),
         "relation_names": list(resources.item_graph.relation_names),
         "kgsf_relation_ids": list(resources.item_graph.kgsf_relation_ids),
+        # entity id (as a string) -> names, for entities named other than by a DBpedia URI
+        "entity_names": {str(entity): names for entity, names in sorted(entities.entity_names.items())},
     }
 
 
@@ -108,6 +110,7 @@ def load_kg_resources(folder: str | os.PathLike, tokenizer=None) -> InferenceRes
         movie_id_to_entity={m: e for m, (e, _, _) in movies.items() if e is not None},
         movie_id_to_title={m: t for m, (_, t, _) in movies.items() if t is not None},
         movie_id_to_mentions={m: n for m, (_, _, n) in movies.items()},
+        entity_names={int(entity): list(names) for entity, names in data.get("entity_names", {}).items()},
     )
     return InferenceResources(
         entities=entities,

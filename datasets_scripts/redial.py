@@ -194,7 +194,7 @@ def read_conversations(path: str | os.PathLike) -> list[dict]:
     return conversations
 
 
-def _new_statistics() -> dict:
+def new_statistics() -> dict:
     return {
         "conversations": 0,
         "conversations_without_samples": 0,
@@ -212,7 +212,7 @@ def _new_statistics() -> dict:
     }
 
 
-def _unique(values) -> list:
+def unique_in_order(values) -> list:
     seen, ordered = set(), []
     for value in values:
         if value not in seen:
@@ -224,7 +224,7 @@ def _unique(values) -> list:
 def merged_turns(conversation: dict, resources: KGSFResources, stats: dict | None = None) -> list[dict]:
     """Tokenised, linked messages (``{"sender", "tokens", "entities", "movies"}``) with consecutive
     messages of one speaker merged. ``resources`` needs ``entities``, ``tokenizer`` and ``linker``."""
-    stats = stats if stats is not None else _new_statistics()
+    stats = stats if stats is not None else new_statistics()
     items = set(resources.entities.item_entity_ids)
     turns: list[dict] = []
     for message in conversation["messages"]:
@@ -269,9 +269,9 @@ def context_columns(history: list[list[str]], seen_entities: list[int], resource
             context_tokens.append(TURN_SEPARATOR)
         context_tokens.extend(previous)
     context_tokens = context_tokens[-MAX_CONTEXT_TOKENS:]
-    context_entities = _unique(seen_entities)
+    context_entities = unique_in_order(seen_entities)
     context_items = [entity for entity in context_entities if entity in items]
-    context_words = _unique(concept for concept in (resources.concept_id(token) for token in context_tokens) if concept is not None)
+    context_words = unique_in_order(concept for concept in (resources.concept_id(token) for token in context_tokens) if concept is not None)
     return {
         "context_tokens": context_tokens,
         "context_entities": context_entities,
@@ -290,20 +290,18 @@ def context_row(messages: list[tuple[str, str]], resources: KGSFResources, recom
     return {"conversation_id": "", "turn_index": len(turns), "response_tokens": [], "target_items": [], **context}
 
 
-def process_conversation(conversation: dict, resources: KGSFResources, stats: dict) -> list[dict]:
-    """Rows (DESIGN.md schema) for one raw ReDial conversation; updates ``stats``."""
-    items = set(resources.entities.item_entity_ids)
-    recommender = conversation["respondentWorkerId"]
-    conversation_id = str(conversation.get("conversationId", ""))
-    turns = merged_turns(conversation, resources, stats)
+def rows_from_turns(turns: list[dict], is_recommender, conversation_id: str, resources, stats: dict, items: set[int] | None = None) -> list[dict]:
+    """Rows (DESIGN.md schema) for merged turns (``{"sender", "tokens", "entities", "movies"}``): one
+    per turn whose sender ``is_recommender(sender)`` and that has an earlier turn; updates ``stats``.
+    Shared by ReDial and the generic CRS format (:mod:`datasets_scripts.crs_format`)."""
+    items = items if items is not None else set(resources.entities.item_entity_ids)
     stats["conversations"] += 1
     stats["turns"] += len(turns)
-
     rows, history, seen_entities = [], [], []
     for turn_index, turn in enumerate(turns):
-        if turn["sender"] == recommender and history:
+        if is_recommender(turn["sender"]) and history:
             context = context_columns(history, seen_entities, resources, items)
-            target_items = _unique(turn["movies"])
+            target_items = unique_in_order(turn["movies"])
             rows.append(
                 {
                     "conversation_id": conversation_id,
@@ -323,9 +321,16 @@ def process_conversation(conversation: dict, resources: KGSFResources, stats: di
     return rows
 
 
+def process_conversation(conversation: dict, resources: KGSFResources, stats: dict) -> list[dict]:
+    """Rows (DESIGN.md schema) for one raw ReDial conversation; updates ``stats``."""
+    recommender = conversation["respondentWorkerId"]
+    turns = merged_turns(conversation, resources, stats)
+    return rows_from_turns(turns, lambda sender: sender == recommender, str(conversation.get("conversationId", "")), resources, stats)
+
+
 def process_conversations(conversations: list[dict], resources: KGSFResources) -> tuple[list[dict], dict]:
     """Rows and statistics for a list of raw conversations."""
-    stats = _new_statistics()
+    stats = new_statistics()
     rows = []
     for conversation in conversations:
         rows.extend(process_conversation(conversation, resources, stats))

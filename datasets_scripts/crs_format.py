@@ -1,0 +1,578 @@
+"""A generic conversational-recommendation dataset format, and its loader.
+
+A dataset is a folder (``docs/CRS_FORMAT.md`` is the user's guide)::
+
+    my_dataset/
+      dataset.json        manifest: name, split files, item/KG files, options (all optional but "name")
+      items.jsonl         one item a line: {"id": "tt0111161", "name": "The Shawshank Redemption (1994)",
+                          "entity": "<http://dbpedia.org/resource/The_Shawshank_Redemption>"}
+      kg.tsv              item graph triples, "head<TAB>relation<TAB>tail" (or kg.jsonl: {"head", "relation", "tail"})
+      entities.jsonl      optional: {"id": ..., "name": ..., "aliases": [...]}; when present, the list of KG nodes
+      word_graph.tsv      optional word graph, "word<TAB>word" or "relation<TAB>word<TAB>word" lines
+      train.jsonl, validation.jsonl, test.jsonl
+                          one conversation a line: {"conversation_id": "c1", "turns": [
+                              {"role": "seeker", "text": "I loved @tt0111161", "items": ["tt0111161"], "entities": ["Tim Robbins"]},
+                              {"role": "recommender", "text": "Then try @tt0068646", "items": ["tt0068646"]}]}
+
+Processing is ReDial's (:mod:`datasets_scripts.redial`): turns tokenised with :class:`KGSFTokenizer`
+(``@<item id>`` is one token, the item's placeholder), consecutive turns of one role merged, one row
+per recommender turn with an earlier turn, the same row schema. A turn's items are its ``items``
+plus the items whose placeholder it writes; its entities are its items' nodes, its ``entities``
+(node ids or names) and, with ``"link_entities": true``, the names the entity linker finds in its text.
+
+* :func:`load_crs_dataset` -> ``(resources, DatasetDict, statistics)``, the resources shaped like
+  :func:`redial.load_resources`'s (so training, saving, the pipeline and the CLI work unchanged);
+* :func:`validate_dataset` / ``python -m datasets_scripts.crs_format DIR``: check a folder and print
+  its statistics. Every problem raises :class:`CRSFormatError` naming the file, the line and the fix.
+
+Node ids: items first (item index = entity id), then the other nodes (entities file order, else
+first appearance in the triples). Relations: ``self_loop`` = 0, then by decreasing triple count.
+Vocabulary: the base tokenizer's tokens (when fine-tuning a model, its vocabulary keeps its ids),
+then the training split's tokens by decreasing count, then every item placeholder.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import Dataset, DatasetDict
+
+from modeling_kgsf.tokenization_kgsf import SPECIAL_TOKENS, KGSFTokenizer, word_tokenize
+
+from . import kg, paths
+from .entity_linker import name_from_uri
+from .redial import (
+    ROW_FEATURES, SPLITS, KGSFResources, build_linker, genre_entities, new_statistics, rows_from_turns, unique_in_order,
+)
+
+MANIFEST_FILE = "dataset.json"
+FORMAT_VERSION = 1
+DEFAULT_RECOMMENDER_ROLES = ("recommender", "system", "assistant", "bot", "agent", "wizard")
+DEFAULT_SEEKER_ROLES = ("seeker", "user", "human", "customer", "apprentice")
+SELF_LOOP = "self_loop"
+ITEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")  # what a placeholder "@<id>" can hold as one token
+_PLACEHOLDER = re.compile(r"^@([A-Za-z0-9_]+)$")
+
+PathLike = str | os.PathLike | None
+
+
+class CRSFormatError(ValueError):
+    """A dataset folder that does not follow the generic CRS format (the message says where and how to fix it)."""
+
+
+@dataclass
+class CRSManifest:
+    """``dataset.json``. Paths are relative to the dataset folder."""
+
+    name: str
+    folder: Path
+    description: str = ""
+    splits: dict[str, str] = field(default_factory=lambda: {split: f"{split}.jsonl" for split in SPLITS})
+    items: str = "items.jsonl"
+    kg: str = "kg.tsv"
+    entities: str | None = None  # optional entities file (authoritative node list when given)
+    # "conceptnet": KGSF's ConceptNet, concept map and stopwords from the data directory (English);
+    # a file name: your own word graph; "none": no word graph (train with use_conceptnet=false)
+    word_graph: str = "conceptnet"
+    stopwords: str | None = None  # a word a line; default: KGSF's list with "conceptnet", none otherwise
+    link_entities: bool = True  # find entity and item names in the text with the dictionary linker
+    recommender_roles: list[str] = field(default_factory=lambda: list(DEFAULT_RECOMMENDER_ROLES))
+    seeker_roles: list[str] = field(default_factory=lambda: list(DEFAULT_SEEKER_ROLES))
+    relation_min_count: int = 1  # relations with fewer triples are dropped
+    min_word_count: int = 1  # training-split words seen fewer times are left out of the vocabulary
+    strict: bool = True  # unknown turn entities are errors (False: they are skipped and counted)
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+
+def read_manifest(dataset_dir: str | os.PathLike) -> CRSManifest:
+    """Read and check ``dataset.json`` of a dataset folder."""
+    folder = Path(dataset_dir)
+    if not folder.is_dir():
+        raise CRSFormatError(f"dataset folder not found: {folder}")
+    path = folder / MANIFEST_FILE
+    if not path.exists():
+        raise CRSFormatError(f"{folder} has no {MANIFEST_FILE}; write at least {{\"name\": \"my-dataset\"}} (docs/CRS_FORMAT.md)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CRSFormatError(f"{path}: not JSON ({error})") from error
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise CRSFormatError(f"{path}: needs a string \"name\"")
+    version = data.pop("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise CRSFormatError(f"{path}: format_version {version} is not supported (this kgsf reads {FORMAT_VERSION})")
+    known = set(CRSManifest.__dataclass_fields__) - {"folder"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CRSFormatError(f"{path}: unknown keys {unknown} (known: {sorted(known)})")
+    manifest = CRSManifest(folder=folder, **data)
+    missing_splits = [split for split in SPLITS if split not in manifest.splits]
+    if missing_splits:
+        raise CRSFormatError(f"{path}: \"splits\" must name a file for each of {list(SPLITS)} (missing {missing_splits})")
+    for name in [*manifest.splits.values(), manifest.items, manifest.kg, *filter(None, [manifest.entities, manifest.stopwords])]:
+        if not manifest.path(name).exists():
+            raise CRSFormatError(f"{path}: file {name} not found in {folder}")
+    if manifest.word_graph not in ("conceptnet", "none") and not manifest.path(manifest.word_graph).exists():
+        raise CRSFormatError(f"{path}: word_graph must be \"conceptnet\", \"none\" or a file in {folder}; {manifest.word_graph} not found")
+    return manifest
+
+
+# ------------------------------------------------------------------------------------------------
+# Items, entities, triples
+# ------------------------------------------------------------------------------------------------
+def _records(path: Path) -> list[tuple[int, object]]:
+    """(line number, record) of a .jsonl file, or of a .json file holding a list (line numbers = positions + 1)."""
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, list):
+            raise CRSFormatError(f"{path}: a .json file must hold a list")
+        return list(enumerate(data, start=1))
+    try:
+        return list(paths.iter_jsonl(path))
+    except ValueError as error:
+        raise CRSFormatError(str(error)) from error
+
+
+@dataclass
+class Item:
+    id: str
+    name: str | None
+    node: str  # KG node key: the "entity" field, else the item id
+
+
+def read_items(path: Path) -> list[Item]:
+    items, seen = [], set()
+    for line, record in _records(path):
+        if not isinstance(record, dict) or "id" not in record:
+            raise CRSFormatError(f"{path}, line {line}: an item needs an \"id\" (e.g. {{\"id\": \"tt0111161\", \"name\": \"...\"}})")
+        item_id = str(record["id"])
+        if not ITEM_ID_PATTERN.match(item_id):
+            raise CRSFormatError(f"{path}, line {line}: item id {item_id!r} may hold only letters, digits and _ "
+                                 "(it is written \"@<id>\" in the text); map your ids to such keys")
+        if item_id in seen:
+            raise CRSFormatError(f"{path}, line {line}: item id {item_id!r} is listed twice")
+        seen.add(item_id)
+        name = record.get("name")
+        items.append(Item(item_id, str(name) if name else None, str(record.get("entity") or item_id)))
+    if not items:
+        raise CRSFormatError(f"{path}: no items (a recommender needs a list of items to rank)")
+    nodes = Counter(item.node for item in items)
+    shared = [node for node, count in nodes.items() if count > 1]
+    if shared:
+        raise CRSFormatError(f"{path}: several items are the same KG node, e.g. {shared[0]!r}; each item needs its own node")
+    return items
+
+
+def read_entities(path: Path) -> dict[str, list[str]]:
+    """Entity key -> names (the "name" then the "aliases")."""
+    entities: dict[str, list[str]] = {}
+    for line, record in _records(path):
+        if isinstance(record, str):
+            record = {"id": record}
+        if not isinstance(record, dict) or "id" not in record:
+            raise CRSFormatError(f"{path}, line {line}: an entity needs an \"id\"")
+        names = ([record["name"]] if record.get("name") else []) + list(record.get("aliases") or [])
+        entities[str(record["id"])] = [str(name) for name in names]
+    return entities
+
+
+def read_triples(path: Path) -> list[tuple[str, str, str, int]]:
+    """(head, relation, tail, line) from a TSV (``head\\trelation\\ttail``) or a JSON(L) of {head, relation, tail} / [h, r, t]."""
+    triples = []
+    if path.suffix in (".tsv", ".txt", ".csv"):
+        delimiter = "," if path.suffix == ".csv" else "\t"
+        with open(path, encoding="utf-8", newline="") as handle:
+            for line, fields in enumerate(csv.reader(handle, delimiter=delimiter), start=1):
+                if not fields or (len(fields) == 1 and not fields[0].strip()) or fields[0].startswith("#"):
+                    continue
+                if len(fields) != 3:
+                    raise CRSFormatError(f"{path}, line {line}: expected head, relation, tail separated by {'commas' if delimiter == ',' else 'tabs'}, got {len(fields)} fields")
+                triples.append((fields[0].strip(), fields[1].strip(), fields[2].strip(), line))
+    else:
+        for line, record in _records(path):
+            if isinstance(record, dict) and {"head", "relation", "tail"} <= set(record):
+                head, relation, tail = record["head"], record["relation"], record["tail"]
+            elif isinstance(record, list) and len(record) == 3:
+                head, relation, tail = record
+            else:
+                raise CRSFormatError(f"{path}, line {line}: a triple is {{\"head\", \"relation\", \"tail\"}} or [head, relation, tail]")
+            triples.append((str(head), str(relation), str(tail), line))
+    if not triples:
+        raise CRSFormatError(f"{path}: the KG is empty. KGSF's recommender encodes items with an R-GCN over this graph; give at least "
+                             "the item-attribute triples you have (e.g. item<TAB>genre<TAB>Comedy)")
+    return triples
+
+
+def relation_name(relation: str) -> str:
+    """Short name of a relation: ``<http://dbpedia.org/ontology/genre>`` -> ``genre``; other strings as given."""
+    stripped = relation.strip("<>")
+    return stripped.rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1] if "/" in stripped or "#" in stripped else relation
+
+
+def _readable_name(key: str) -> str | None:
+    """A linkable name for a node key without an explicit name: DBpedia URIs are named by the
+    linker itself; an opaque id (digits, "Q42", "m.0abc") gets none; anything else is its own name."""
+    if name_from_uri(key) is not None or re.fullmatch(r"[A-Za-z]?[.\d_:-]*\d[.\w:-]*", key) or re.match(r"^\w+:", key):
+        return None
+    return key
+
+
+@dataclass
+class CRSGraph:
+    entities: kg.DBpediaEntities
+    item_graph: kg.ItemGraph
+    item_ids: list[str]  # item index -> item id
+    node_of_name: dict[str, int]  # lower-cased name or key -> node id (for turn "entities")
+    statistics: dict
+
+
+def build_item_graph(manifest: CRSManifest) -> CRSGraph:
+    """Nodes, relations and the R-GCN edge list (self-loop per node + both directions of each triple)."""
+    items = read_items(manifest.path(manifest.items))
+    triples = read_triples(manifest.path(manifest.kg))
+    declared = read_entities(manifest.path(manifest.entities)) if manifest.entities else None
+
+    keys = [item.node for item in items]
+    node_of_key = {key: index for index, key in enumerate(keys)}
+    # Triples may name an item by its item id as well as by its node key.
+    node_of_item_id = {item.id: item.node for item in items if item.id not in node_of_key}
+    triples = [(node_of_item_id.get(head, head), relation, node_of_item_id.get(tail, tail), line) for head, relation, tail, line in triples]
+
+    def add_node(key: str) -> None:
+        if key not in node_of_key:
+            node_of_key[key] = len(keys)
+            keys.append(key)
+
+    if declared is not None:
+        for key in declared:
+            add_node(key)
+        unknown = [(line, end) for head, _, tail, line in triples for end in (head, tail) if end not in node_of_key]
+        if unknown:
+            examples = ", ".join(f"{end!r} (line {line})" for line, end in unknown[:5])
+            raise CRSFormatError(f"{manifest.path(manifest.kg)}: {len(unknown)} triple ends are neither items nor entities of "
+                                 f"{manifest.entities}, e.g. {examples}. Add them to {manifest.entities} or drop those triples.")
+    else:
+        for head, _, tail, _ in triples:
+            add_node(head)
+            add_node(tail)
+
+    relation_counts = Counter(relation for head, relation, tail, _ in triples if head != tail and relation != SELF_LOOP)
+    kept = [relation for relation, count in sorted(relation_counts.items(), key=lambda rc: (-rc[1], rc[0])) if count >= manifest.relation_min_count]
+    relation_id = {SELF_LOOP: 0, **{relation: index + 1 for index, relation in enumerate(kept)}}
+    edges = {(node, node, 0) for node in range(len(keys))}
+    for head, relation, tail, _ in triples:
+        if relation in relation_id and head != tail and relation != SELF_LOOP:
+            h, t, r = node_of_key[head], node_of_key[tail], relation_id[relation]
+            edges.add((h, t, r))
+            edges.add((t, h, r))
+    ordered = sorted(edges, key=lambda edge: (edge[2], edge[0], edge[1]))
+    names = [SELF_LOOP] + [relation_name(relation) for relation in kept]
+    if len(set(names)) != len(names):  # short names collide: keep the full ones
+        names = [SELF_LOOP] + kept
+
+    item_node_ids = list(range(len(items)))
+    entity_names: dict[int, list[str]] = {}
+    for key, node in node_of_key.items():
+        given = declared.get(key) if declared else None
+        if given:
+            entity_names[node] = given
+        elif node >= len(items) and (name := _readable_name(key)):
+            entity_names[node] = [name]
+    entities = kg.DBpediaEntities(
+        uri_to_entity=dict(node_of_key),
+        entity_to_uri=list(keys),
+        item_entity_ids=item_node_ids,
+        movie_id_to_entity={item.id: index for index, item in enumerate(items)},
+        movie_id_to_title={item.id: item.name for item in items if item.name},
+        entity_names=entity_names,
+    )
+    node_of_name = {}
+    for key, node in node_of_key.items():
+        for name in [key, *entity_names.get(node, [])]:
+            node_of_name.setdefault(" ".join(name.lower().split()), node)
+    for index, item in enumerate(items):
+        for name in filter(None, [item.id, item.name]):
+            node_of_name.setdefault(" ".join(name.lower().split()), index)
+    item_graph = kg.ItemGraph(
+        edge_index=torch.tensor([[e[0] for e in ordered], [e[1] for e in ordered]], dtype=torch.long),
+        edge_type=torch.tensor([e[2] for e in ordered], dtype=torch.long),
+        num_nodes=len(keys),
+        num_relations=len(relation_id),
+        kgsf_relation_ids=list(range(len(relation_id))),
+        relation_names=names,
+    )
+    statistics = {
+        "items": len(items),
+        "items_with_name": sum(bool(item.name) for item in items),
+        "nodes": len(keys),
+        "triples": len(triples),
+        "relations_in_file": len(relation_counts),
+        "relations_kept": len(kept),
+        "edges": len(ordered),
+        "items_in_triples": len({node_of_key[end] for h, _, t, _ in triples for end in (h, t)} & set(item_node_ids)),
+    }
+    return CRSGraph(entities, item_graph, [item.id for item in items], node_of_name, statistics)
+
+
+# ------------------------------------------------------------------------------------------------
+# Word graph
+# ------------------------------------------------------------------------------------------------
+def build_word_graph(manifest: CRSManifest, data_dir: PathLike = None) -> tuple[kg.WordGraph, dict[str, int], set[str]]:
+    """(word graph, concept vocabulary, stopwords) as the manifest's ``word_graph`` says."""
+    stopwords = None
+    if manifest.stopwords:
+        stopwords = {line.strip() for line in manifest.path(manifest.stopwords).read_text(encoding="utf-8").splitlines() if line.strip()}
+    if manifest.word_graph == "conceptnet":
+        concept_vocab = kg.load_concept_vocab(data_dir)
+        stopwords = stopwords if stopwords is not None else kg.load_stopwords(data_dir)
+        return kg.load_word_graph(data_dir, concept_vocab, stopwords), concept_vocab, stopwords
+    stopwords = stopwords or set()
+    if manifest.word_graph == "none":
+        return kg.WordGraph(torch.zeros(2, 0, dtype=torch.long), 1, {"directed_edges": 0}), {}, stopwords
+    path = manifest.path(manifest.word_graph)
+    pairs = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            fields = [field_.strip() for field_ in line.rstrip("\n").split("\t")]
+            if not any(fields):
+                continue
+            if len(fields) not in (2, 3):
+                raise CRSFormatError(f"{path}, line {line_number}: expected \"word<TAB>word\" or \"relation<TAB>word<TAB>word\"")
+            word0, word1 = (fields[-2].lower(), fields[-1].lower())
+            if word0 != word1 and word0 not in stopwords and word1 not in stopwords:
+                pairs.append((word0, word1))
+    concept_vocab = {word: index for index, word in enumerate(sorted({w for pair in pairs for w in pair}), start=1)}
+    edge_set = {(concept_vocab[a], concept_vocab[b]) for a, b in pairs} | {(concept_vocab[b], concept_vocab[a]) for a, b in pairs}
+    ordered = sorted(edge_set)
+    edge_index = torch.tensor([[a for a, _ in ordered], [b for _, b in ordered]], dtype=torch.long).reshape(2, -1)
+    graph = kg.WordGraph(edge_index, len(concept_vocab) + 1, {"directed_edges": len(ordered), "concepts": len(concept_vocab)})
+    return graph, concept_vocab, stopwords
+
+
+# ------------------------------------------------------------------------------------------------
+# Conversations
+# ------------------------------------------------------------------------------------------------
+def read_crs_conversations(path: Path) -> list[dict]:
+    conversations = []
+    for line, record in _records(path):
+        if not isinstance(record, dict) or not isinstance(record.get("turns"), list):
+            raise CRSFormatError(f"{path}, line {line}: a conversation is {{\"conversation_id\": ..., \"turns\": [...]}}")
+        record.setdefault("conversation_id", f"{path.stem}-{line}")
+        record["_line"] = line
+        conversations.append(record)
+    return conversations
+
+
+@dataclass
+class _TurnReader:
+    """Tokenises and links the turns of a conversation (one per file line) into merged turns."""
+
+    manifest: CRSManifest
+    graph: CRSGraph
+    tokenizer_tokenize: object
+    linker: object | None
+    stats: dict
+
+    def __post_init__(self):
+        self.recommender_roles = {role.lower() for role in self.manifest.recommender_roles}
+        self.roles = self.recommender_roles | {role.lower() for role in self.manifest.seeker_roles}
+        self.item_index = {item_id: index for index, item_id in enumerate(self.graph.item_ids)}
+
+    def is_recommender(self, role: str) -> bool:
+        return role in self.recommender_roles
+
+    def _entity(self, value, where: str) -> int | None:
+        node = self.graph.entities.uri_to_entity.get(str(value))
+        if node is None:
+            node = self.graph.node_of_name.get(" ".join(str(value).lower().split()))
+        if node is None:
+            if self.manifest.strict:
+                raise CRSFormatError(f"{where}: entity {value!r} is not a KG node, an entity name or an item "
+                                     "(add it to the KG/entities file, or set \"strict\": false to skip unknown entities)")
+            self.stats["unknown_entities_skipped"] = self.stats.get("unknown_entities_skipped", 0) + 1
+        return node
+
+    def turns(self, conversation: dict, path: Path) -> list[dict]:
+        merged: list[dict] = []
+        for position, turn in enumerate(conversation["turns"]):
+            where = f"{path}, line {conversation['_line']}, turn {position}"
+            if not isinstance(turn, dict):
+                raise CRSFormatError(f"{where}: a turn is {{\"role\": ..., \"text\": ...}}")
+            role = turn.get("role")
+            if not isinstance(role, str) or not role.strip():
+                raise CRSFormatError(f"{where}: the turn has no \"role\" (one of {sorted(self.roles)}; "
+                                     "set \"recommender_roles\"/\"seeker_roles\" in dataset.json for other names)")
+            role = role.strip().lower()
+            if role not in self.roles:
+                raise CRSFormatError(f"{where}: unknown role {turn['role']!r} (known: {sorted(self.roles)}; "
+                                     "set \"recommender_roles\"/\"seeker_roles\" in dataset.json)")
+            text = turn.get("text", "")
+            if isinstance(text, list):  # pre-tokenised text
+                text = " ".join(map(str, text))
+            if not isinstance(text, str):
+                raise CRSFormatError(f"{where}: \"text\" must be a string")
+            self.stats["messages"] += 1
+            tokens = self.tokenizer_tokenize(text)
+            items = []
+            for value in turn.get("items") or []:
+                if str(value) not in self.item_index:
+                    raise CRSFormatError(f"{where}: item id {value!r} is not in {self.manifest.items}")
+                items.append(self.item_index[str(value)])
+            for token in tokens:
+                placeholder = _PLACEHOLDER.match(token)
+                if placeholder:
+                    if placeholder.group(1) in self.item_index:
+                        items.append(self.item_index[placeholder.group(1)])
+                        self.stats["mentions"]["movie_id"] += 1
+                    else:
+                        self.stats["unknown_movie_ids"] += 1
+            entities = [node for node in (self._entity(value, where) for value in turn.get("entities") or []) if node is not None]
+            if self.linker is not None:
+                mentions = self.linker.link(tokens)
+                for mention in mentions:
+                    if mention.kind != "movie_id":
+                        self.stats["mentions"][mention.kind] += 1
+                entities += [mention.entity_id for mention in mentions]
+            turn_entities = unique_in_order([*items, *entities])
+            self.stats["messages_with_linked_entity"] += bool(turn_entities)
+            if merged and merged[-1]["sender"] == role:
+                merged[-1]["tokens"] += tokens
+                merged[-1]["entities"] += turn_entities
+                merged[-1]["movies"] += items
+            else:
+                merged.append({"sender": role, "tokens": tokens, "entities": turn_entities, "movies": items})
+        return merged
+
+
+def build_vocabulary(token_lists, item_ids: list[str], base_vocab: dict[str, int] | None, min_count: int) -> dict[str, int]:
+    """Token -> id: the base vocabulary's ids kept, then new training tokens by decreasing count, then item placeholders."""
+    vocab = dict(base_vocab) if base_vocab else {token: index for index, token in enumerate(SPECIAL_TOKENS)}
+    counts = Counter(token for tokens in token_lists for token in tokens)
+    for token, count in sorted(counts.items(), key=lambda tc: (-tc[1], tc[0])):
+        if count >= min_count and token not in vocab:
+            vocab[token] = len(vocab)
+    for item_id in item_ids:
+        vocab.setdefault(f"@{item_id}", len(vocab))
+    return vocab
+
+
+def _vocab_masks(vocab: dict[str, int], concept_vocab: dict[str, int], stopwords: set[str], item_ids: list[str]):
+    kg_word_vocab_mask = torch.zeros(len(vocab), dtype=torch.bool)
+    item_token_vocab_mask = torch.zeros(len(vocab), dtype=torch.bool)
+    placeholders = {f"@{item_id}" for item_id in item_ids}
+    for token, index in vocab.items():
+        if index < len(SPECIAL_TOKENS):
+            continue
+        word = token.lower()
+        kg_word_vocab_mask[index] = word in concept_vocab and word not in stopwords
+        item_token_vocab_mask[index] = token in placeholders
+    return kg_word_vocab_mask, item_token_vocab_mask
+
+
+def _fingerprint(manifest: CRSManifest, base_vocab: dict | None, data_dir: PathLike) -> str:
+    files = [manifest.folder / MANIFEST_FILE, *(manifest.path(name) for name in manifest.splits.values()), manifest.path(manifest.items), manifest.path(manifest.kg)]
+    files += [manifest.path(name) for name in filter(None, [manifest.entities, manifest.stopwords])]
+    if manifest.word_graph not in ("conceptnet", "none"):
+        files.append(manifest.path(manifest.word_graph))
+    extra = [hashlib.sha256(json.dumps(base_vocab or {}, sort_keys=True).encode()).hexdigest()]
+    for source in ("crs_format.py", "redial.py", "entity_linker.py", "kg.py"):
+        extra.append(hashlib.sha256((Path(__file__).parent / source).read_bytes()).hexdigest())
+    if manifest.word_graph == "conceptnet":
+        extra.append(str(paths.resolve_data_dir(data_dir)))
+    return paths.fingerprint_files(files, *extra)
+
+
+def load_crs_dataset(
+    dataset_dir: str | os.PathLike,
+    data_dir: PathLike = None,
+    cache_dir: PathLike = None,
+    base_tokenizer: KGSFTokenizer | None = None,
+) -> tuple[KGSFResources, DatasetDict, dict]:
+    """Load a dataset folder in the generic CRS format.
+
+    ``base_tokenizer``: a model's tokenizer whose ids must be kept (fine-tuning); new training words
+    are appended to it. ``data_dir`` is read only for ``"word_graph": "conceptnet"``.
+    Returns ``(resources, splits, statistics)``; ``resources`` is a :class:`redial.KGSFResources`.
+    """
+    manifest = read_manifest(dataset_dir)
+    graph = build_item_graph(manifest)
+    word_graph, concept_vocab, stopwords = build_word_graph(manifest, data_dir)
+    case_free = genre_entities(graph.item_graph, graph.entities)
+    linker = build_linker(graph.entities, stopwords, concept_vocab, case_free) if manifest.link_entities else None
+    statistics = {"name": manifest.name, "description": manifest.description, "folder": str(manifest.folder.resolve()),
+                  "format_version": FORMAT_VERSION, "graph": graph.statistics, "word_graph": word_graph.statistics}
+
+    split_turns, split_stats = {}, {}
+    for split in SPLITS:
+        path = manifest.path(manifest.splits[split])
+        stats = new_statistics()
+        reader = _TurnReader(manifest, graph, word_tokenize, linker, stats)
+        split_turns[split] = [(conversation["conversation_id"], reader.turns(conversation, path)) for conversation in read_crs_conversations(path)]
+        split_stats[split] = (stats, reader)
+
+    base_vocab = base_tokenizer.vocab if base_tokenizer is not None else None
+    vocab = build_vocabulary((turn["tokens"] for _, turns in split_turns["train"] for turn in turns), graph.item_ids, base_vocab, manifest.min_word_count)
+    target = paths.resolve_cache_dir(cache_dir) / "crs" / _fingerprint(manifest, base_vocab, data_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    vocab_file = target / "vocab.json"
+    if not vocab_file.exists():
+        tmp = vocab_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(vocab_file)
+    tokenizer = KGSFTokenizer(vocab_file=str(vocab_file))
+    kg_word_vocab_mask, item_token_vocab_mask = _vocab_masks(vocab, concept_vocab, stopwords, graph.item_ids)
+    resources = KGSFResources(graph.entities, graph.item_graph, word_graph, tokenizer, concept_vocab, stopwords,
+                              linker or build_linker(graph.entities, stopwords, concept_vocab, case_free),
+                              kg_word_vocab_mask, item_token_vocab_mask, mask_agreement={})
+
+    splits = {}
+    items = set(graph.entities.item_entity_ids)
+    for split in SPLITS:
+        stats, reader = split_stats[split]
+        rows = []
+        for conversation_id, turns in split_turns[split]:
+            rows.extend(rows_from_turns(turns, reader.is_recommender, str(conversation_id), resources, stats, items))
+        splits[split] = Dataset.from_list(rows, features=ROW_FEATURES)
+        statistics[split] = stats
+        if not rows:
+            raise CRSFormatError(f"{manifest.path(manifest.splits[split])}: no recommender turn with an earlier turn, so no "
+                                 f"example (recommender roles: {sorted(reader.recommender_roles)})")
+    statistics["vocabulary"] = {"size": len(vocab), "from_base_tokenizer": len(base_vocab) if base_vocab else 0,
+                                "kg_words": int(kg_word_vocab_mask.sum()), "item_tokens": int(item_token_vocab_mask.sum())}
+    return resources, DatasetDict(splits), statistics
+
+
+def validate_dataset(dataset_dir: str | os.PathLike, data_dir: PathLike = None, cache_dir: PathLike = None) -> dict:
+    """Load a dataset folder (raising :class:`CRSFormatError` on the first problem) and return its statistics."""
+    return load_crs_dataset(dataset_dir, data_dir, cache_dir)[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m datasets_scripts.crs_format",
+                                     description="Check a dataset folder in the generic CRS format and print its statistics.")
+    parser.add_argument("dataset_dir")
+    parser.add_argument("--data-dir", default=None, help="KGSF data (only for \"word_graph\": \"conceptnet\")")
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args(argv)
+    try:
+        statistics = validate_dataset(args.dataset_dir, args.data_dir, args.cache_dir)
+    except CRSFormatError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(statistics, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
