@@ -22,14 +22,17 @@ if str(REPO_ROOT) not in sys.path:  # running from a clone without `pip install 
     sys.path.insert(0, str(REPO_ROOT))
 
 from datasets_scripts.collator import KGSFDataCollator, expand_for_recommendation  # noqa: E402
+from datasets_scripts.crs_format import load_crs_dataset  # noqa: E402
 from datasets_scripts.kg_resources import save_kg_resources  # noqa: E402
 from datasets_scripts.redial import load_redial, load_resources  # noqa: E402
 from datasets_scripts.word2vec import train_word2vec  # noqa: E402
+from modeling_kgsf.tokenization_kgsf import KGSFTokenizer  # noqa: E402
 
 
 @dataclass
 class DataArguments:
     data_dir: str | None = field(default=None, metadata={"help": "ReDial + KG files (default: $KGSF_DATA_DIR, then ../shared/data)."})
+    dataset_dir: str | None = field(default=None, metadata={"help": "A dataset folder in the generic CRS format (docs/CRS_FORMAT.md) instead of ReDial."})
     cache_dir: str | None = field(default=None, metadata={"help": "Converted and processed data (default: $KGSF_CACHE_DIR, then ~/.cache/kgsf)."})
     include_recovered: bool = field(default=True, metadata={"help": "Add the conversations recovered from UniCRS samples to train."})
     max_train_examples: int = field(default=-1, metadata={"help": "Use only the first N training examples (-1: all)."})
@@ -68,15 +71,29 @@ def _parse_overrides(text: str | None) -> dict:
 
 
 class KGSFData:
-    """The processed splits and the resources derived from the same files (tokenizer, graphs, maps)."""
+    """The processed splits and the resources derived from the same files (tokenizer, graphs, maps).
 
-    def __init__(self, data_args: DataArguments):
+    ReDial by default; with ``dataset_dir`` a folder in the generic CRS format, whose vocabulary
+    extends the tokenizer of ``model_folder`` (the model a stage starts from) when there is one, so
+    that a model keeps its token ids.
+    """
+
+    def __init__(self, data_args: DataArguments, model_folder: str | None = None):
         self.args = data_args
-        self.resources = load_resources(data_args.data_dir, cache_dir=data_args.cache_dir)
-        self.splits, self.data_statistics = load_redial(
-            data_args.data_dir, cache_dir=data_args.cache_dir, train_files=data_args.train_files,
-            include_recovered=data_args.include_recovered, resources=self.resources, return_statistics=True,
-        )
+        if data_args.dataset_dir:
+            base_tokenizer = None
+            if model_folder and (Path(model_folder) / "vocab.json").exists():
+                base_tokenizer = KGSFTokenizer.from_pretrained(model_folder)
+            self.resources, self.splits, self.data_statistics = load_crs_dataset(
+                data_args.dataset_dir, data_args.data_dir, data_args.cache_dir, base_tokenizer=base_tokenizer)
+            self.dataset_name = self.data_statistics["name"]
+        else:
+            self.resources = load_resources(data_args.data_dir, cache_dir=data_args.cache_dir)
+            self.splits, self.data_statistics = load_redial(
+                data_args.data_dir, cache_dir=data_args.cache_dir, train_files=data_args.train_files,
+                include_recovered=data_args.include_recovered, resources=self.resources, return_statistics=True,
+            )
+            self.dataset_name = "ReDial"
         self.tokenizer = self.resources.tokenizer
         self._expanded = {}
 
@@ -105,10 +122,25 @@ class KGSFData:
     def statistics(self) -> dict:
         """Split sizes, for model cards."""
         return {
+            "dataset": self.dataset_name,
+            **({"dataset_dir": self.args.dataset_dir, "description": self.data_statistics.get("description", ""),
+                "graph": self.data_statistics.get("graph")} if self.args.dataset_dir else {}),
             "samples": {name: len(rows) for name, rows in self.splits.items()},
             "conversations": {name: len(set(rows["conversation_id"])) for name, rows in self.splits.items()},
             "include_recovered": self.args.include_recovered,
         }
+
+
+def data_sizes(data: KGSFData) -> dict:
+    """The index-space sizes a model must have for this data (KGSFConfig names)."""
+    resources = data.resources
+    return {
+        "vocab_size": len(data.tokenizer),
+        "n_entity": resources.item_graph.num_nodes,
+        "n_relation": resources.item_graph.num_relations,
+        "n_concept": resources.word_graph.num_nodes,
+        "n_item": resources.item_entity_ids.numel(),
+    }
 
 
 def build_model(data: KGSFData, model_args: ModelArguments):
@@ -118,19 +150,22 @@ def build_model(data: KGSFData, model_args: ModelArguments):
     overrides = _parse_overrides(model_args.config_overrides)
     if model_args.init_from:
         model = KGSFForConversationalRecommendation.from_pretrained(model_args.init_from, **overrides)
+        mismatches = [f"{key}: model {getattr(model.config, key)}, data {value}" for key, value in data_sizes(data).items()
+                      if getattr(model.config, key) != value]
+        if mismatches:
+            raise ValueError(
+                f"{model_args.init_from} was trained on other data than {data.dataset_name} ({'; '.join(mismatches)}). "
+                f"Adapt it to the new vocabulary and graphs first: python examples/adapt_model.py --model {model_args.init_from} "
+                f"--dataset_dir DATASET --output_dir ADAPTED (or run examples/run_pipeline.py with --init_from, which does it)")
         return model
     config_kwargs = json.loads(_resolve(model_args.model_config).read_text()) if model_args.model_config else {}
     resources = data.resources
     config = KGSFConfig(
         **{
             **config_kwargs,
-            "vocab_size": len(data.tokenizer),
-            "n_entity": resources.item_graph.num_nodes,
-            "n_relation": resources.item_graph.num_relations,
-            "n_concept": resources.word_graph.num_nodes,
+            **data_sizes(data),
             "n_dbpedia_edges": resources.item_graph.edge_index.shape[1],
             "n_conceptnet_edges": resources.word_graph.edge_index.shape[1],
-            "n_item": resources.item_entity_ids.numel(),
             **overrides,
         }
     )

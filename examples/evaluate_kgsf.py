@@ -36,7 +36,7 @@ def render(tokenizer, tokens: list[str], titles: dict) -> str:
 def main(argv=None):
     eval_args, data_args = parse_arguments(EvaluationArguments, DataArguments, argv=argv)
     accelerator = Accelerator()
-    data = KGSFData(data_args)
+    data = KGSFData(data_args, eval_args.model)
     model = build_model(data, ModelArguments(init_from=eval_args.model))
     model = accelerator.prepare(model)
     model.eval()

@@ -10,6 +10,7 @@ _STAGES = {
     "mim": "graph encoders pre-trained with Mutual Information Maximization (stage 1 of Algorithm 1)",
     "recommender": "recommender trained with L_rec + λ·L_MIM (stage 2 of Algorithm 1)",
     "conversation": "full model: recommender frozen, KG-enhanced Transformer trained for replies (stage 3)",
+    "adapted": "a trained model moved to this dataset's vocabulary and graphs by examples/adapt_model.py, not yet fine-tuned",
 }
 
 
@@ -22,13 +23,24 @@ def write_model_card(folder: str | Path, stage: str, metrics: dict, data_statist
                      config_summary: dict) -> Path:
     """Write ``folder/README.md`` describing the data, protocol, metrics and how to load the model."""
     folder = Path(folder)
+    dataset = data_statistics.get("dataset", "ReDial")
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="text-generation",
-        tags=["kgsf", "conversational-recommendation", "knowledge-graph", "redial"],
+        tags=["kgsf", "conversational-recommendation", "knowledge-graph", dataset.lower()],
         license="cc-by-sa-4.0",
-        datasets=["ReDial"],
+        datasets=[dataset],
     )
+    if dataset == "ReDial":
+        data_text = """ReDial movie dialogues with the DBpedia item graph and the ConceptNet word graph of the KGSF
+release. The training split holds fewer conversations than the paper's (see the statistics and
+`docs/DATA.md` in the kgsf repository)."""
+    else:
+        data_text = f"""**{dataset}**, a dataset in kgsf's generic CRS format (`docs/CRS_FORMAT.md`), from
+`{data_statistics.get("dataset_dir")}`: {data_statistics.get("description") or "no description given"}.
+Its item list, item graph and vocabulary define this model's index spaces; a model adapted from
+another dataset (`examples/adapt_model.py`) records how its rows were carried over in
+`adaptation_report.json` when that file is present."""
     content = f"""---
 {card_data.to_yaml()}
 ---
@@ -54,9 +66,7 @@ buffers, and the vocabulary is in `vocab.json`.
 
 ## Data
 
-ReDial movie dialogues with the DBpedia item graph and the ConceptNet word graph of the KGSF
-release. The training split holds fewer conversations than the paper's (see the statistics and
-`docs/DATA.md` in the kgsf repository).
+{data_text}
 
 ```json
 {json.dumps(data_statistics, indent=2, default=str)}
@@ -64,12 +74,12 @@ release. The training split holds fewer conversations than the paper's (see the 
 
 ## Evaluation protocol
 
-Recommendation: Recall@k over the movie set, one example per (recommender turn, mentioned
-movie) as in the reference code; "cold start" keeps examples whose context mentions no movie;
-"dedup" removes movies already mentioned in the context from the ranking and the targets.
+Recommendation: Recall@k over the item set, one example per (recommender turn, mentioned
+item) as in the reference code; "cold start" keeps examples whose context mentions no item;
+"dedup" removes items already mentioned in the context from the ranking and the targets.
 Conversation: perplexity of the reference replies; greedy replies scored with Distinct-n
 (`distinct-n`: unique/all n-grams; `distinct-n_per_sentence`: unique n-grams per reply, the
-reference code's form), item ratio (share of replies with a movie token) and BLEU.
+reference code's form), item ratio (share of replies with an item token) and BLEU.
 
 ## Metrics (validation, best checkpoint of this stage)
 

@@ -25,7 +25,7 @@ def mim_loss(model, batch):
 def main(argv=None):
     training_args, data_args, model_args = parse_arguments(TrainingArguments, DataArguments, ModelArguments, argv=argv)
     accelerator = Accelerator()
-    data = KGSFData(data_args)
+    data = KGSFData(data_args, model_args.init_from)
     model = build_model(data, model_args)
     eval_loader = data.eval_dataloader(data_args.eval_split, "rec", training_args.batch_size, accelerator, data_args.max_eval_examples)
 

@@ -8,6 +8,11 @@ A preset (see ``configuration/``) has one section of flags per stage (``mim``, `
 starts from the previous stage's ``best/`` folder. Flags given after the preset override every
 stage's ``data`` section (e.g. ``--data_dir``). ``--resume`` resumes each unfinished stage and
 skips finished ones.
+
+Another dataset (generic CRS format, ``docs/CRS_FORMAT.md``), from scratch or from a ReDial model::
+
+    python examples/run_pipeline.py configuration/quick.json --dataset_dir DATASET --output_dir runs/new
+    python examples/run_pipeline.py configuration/finetune.json --dataset_dir DATASET --init_from runs/quick/conversation/best --output_dir runs/ft
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import json
 import time
 from pathlib import Path
 
+import adapt_model
 import evaluate_kgsf
 import pretrain_mim
 import train_conversation
@@ -39,15 +45,31 @@ def main(argv=None):
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--cache_dir", default=None)
+    parser.add_argument("--dataset_dir", default=None,
+                        help="train on a dataset folder in the generic CRS format (docs/CRS_FORMAT.md) instead of ReDial")
+    parser.add_argument("--init_from", default=None,
+                        help="start from this trained model folder instead of the preset's model config; with --dataset_dir "
+                             "it is first adapted to the dataset's vocabulary and graphs (examples/adapt_model.py)")
     parser.add_argument("--resume", action="store_true", help="resume unfinished stages, skip finished ones")
     args = parser.parse_args(argv)
 
     preset = json.loads(Path(args.preset).read_text(encoding="utf-8"))
-    shared = {**preset.get("data", {}), "data_dir": args.data_dir, "cache_dir": args.cache_dir}
+    shared = {**preset.get("data", {}), "data_dir": args.data_dir, "cache_dir": args.cache_dir, "dataset_dir": args.dataset_dir}
+    if args.dataset_dir:  # ReDial-only options
+        shared = {key: value for key, value in shared.items() if key not in ("include_recovered", "train_files")}
     output_dir = Path(args.output_dir)
     started = time.time()
     previous_best = None
     timings = {}
+    if args.init_from:
+        previous_best = Path(args.init_from)
+        if args.dataset_dir:
+            adapted = output_dir / "adapted"
+            if not (args.resume and (adapted / "config.json").exists()):
+                adapt_model.main(as_flags({"model": args.init_from, "dataset_dir": args.dataset_dir, "output_dir": str(adapted),
+                                           "data_dir": args.data_dir, "cache_dir": args.cache_dir}))
+            previous_best = adapted
+            timings["adapt"] = round(time.time() - started, 1)
     for name, stage in STAGES:
         if name not in preset:
             continue

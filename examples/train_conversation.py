@@ -36,7 +36,7 @@ def main(argv=None):
     training_args, data_args, model_args, conv_args = parse_arguments(
         TrainingArguments, DataArguments, ModelArguments, ConversationArguments, argv=argv)
     accelerator = Accelerator()
-    data = KGSFData(data_args)
+    data = KGSFData(data_args, model_args.init_from)
     model = build_model(data, model_args)
     if conv_args.freeze_recommender:
         model.freeze_recommender()

@@ -95,6 +95,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -601,7 +602,7 @@ class _AdaptationContext:
         source = self.sources[spec.space]
         old_rows = tensor.movedim(spec.dim, 0)
         rest = old_rows.shape[1:]
-        old_rows = old_rows.reshape(old_rows.shape[0], -1)  # (N_A, F)
+        old_rows = old_rows.reshape(old_rows.shape[0], math.prod(rest))  # (N_A, F); N_A may be 0
         matched = source >= 0
         rows = old_rows.new_zeros(source.numel(), old_rows.shape[1])  # (N_B, F)
         rows[matched] = old_rows[source[matched]]
@@ -621,6 +622,9 @@ class _AdaptationContext:
         return {"neighbour_mean": counts["neighbour_mean"], "mean_of_A": counts["global_mean"]}
 
     def _init_relation(self, rows, matched, old_rows):
+        if old_rows.shape[0] == 0:  # A had none (e.g. all its relations were filtered out): uniform mixture
+            rows[~matched] = 1.0 / max(1, rows.shape[1])
+            return {"uniform": int((~matched).sum())}
         rows[~matched] = old_rows.double().mean(0).to(rows.dtype)
         return {"mean_of_A": int((~matched).sum())}
 

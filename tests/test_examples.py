@@ -136,3 +136,35 @@ def test_run_tables_writes_a_summary(pipeline_run, tmp_path):
     again = run(sys.executable, "examples/run_tables.py", "rec", "--output_dir", str(tmp_path), "--only", "popularity",
                 "--data_dir", str(pipeline_run["data_dir"]), "--cache_dir", str(root / "cache"), "--include_recovered", "false")
     assert "done earlier, skipped" in again.stdout
+
+
+def test_new_dataset_from_scratch_and_from_a_redial_model(pipeline_run, tmp_path):
+    """Both paths of docs/CRS_FORMAT.md on a tiny generic dataset with its own KG and word graph."""
+    from fake_crs import make_crs_dataset
+
+    dataset = make_crs_dataset(tmp_path / "books")
+    root = pipeline_run["root"]
+    common = ["--dataset_dir", str(dataset), "--cache_dir", str(root / "cache")]
+    run(sys.executable, "examples/run_pipeline.py", str(root / "preset.json"), "--output_dir", str(tmp_path / "scratch"), *common)
+    scratch = json.loads((tmp_path / "scratch" / "conversation" / "best" / "config.json").read_text())
+    assert scratch["n_item"] == 4 and scratch["n_relation"] == 3
+    metrics = json.loads((tmp_path / "scratch" / "test_metrics.json").read_text())
+    assert metrics["recommendation"]["count"] == 2 and "perplexity" in metrics["conversation"]
+
+    redial_model = pipeline_run["out"] / "conversation" / "best"
+    # a ReDial model cannot silently be trained on other data...
+    failed = subprocess.run([sys.executable, "examples/train_recommender.py", "--output_dir", str(tmp_path / "wrong"),
+                             "--init_from", str(redial_model), "--max_steps", "1", *common], cwd=REPO, capture_output=True, text=True)
+    assert failed.returncode != 0 and "examples/adapt_model.py" in failed.stderr
+    # ...it is adapted first, then fine-tuned through every stage
+    run(sys.executable, "examples/run_pipeline.py", str(root / "preset.json"), "--output_dir", str(tmp_path / "ft"),
+        "--init_from", str(redial_model), *common)
+    report = json.loads((tmp_path / "ft" / "adapted" / "adaptation_report.json").read_text())
+    assert report["dataset"] == "tiny-books"
+    old_vocab = json.loads((redial_model / "vocab.json").read_text())
+    new_vocab = json.loads((tmp_path / "ft" / "conversation" / "best" / "vocab.json").read_text())
+    assert all(new_vocab[token] == index for token, index in old_vocab.items())  # old ids kept, new words appended
+    assert "desert" not in old_vocab and "desert" in new_vocab and "@b1" in new_vocab
+    card = (tmp_path / "ft" / "conversation" / "best" / "README.md").read_text()
+    assert "tiny-books" in card and "a tiny book world for tests" in card
+    assert json.loads((tmp_path / "ft" / "test_metrics.json").read_text())["recommendation"]["count"] == 2
