@@ -28,7 +28,8 @@ plus the items whose placeholder it writes; its entities are its items' nodes, i
 Node ids: items first (item index = entity id), then the other nodes (entities file order, else
 first appearance in the triples). Relations: ``self_loop`` = 0, then by decreasing triple count.
 Vocabulary: the base tokenizer's tokens (when fine-tuning a model, its vocabulary keeps its ids),
-then the training split's tokens by decreasing count, then every item placeholder.
+the turn separator ``_split_``, the training split's tokens by decreasing count, then every item
+placeholder.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset, DatasetDict
 
-from modeling_kgsf.tokenization_kgsf import SPECIAL_TOKENS, KGSFTokenizer, word_tokenize
+from modeling_kgsf.tokenization_kgsf import SPECIAL_TOKENS, TURN_SEPARATOR, KGSFTokenizer, word_tokenize
 
 from . import kg, paths
 from .entity_linker import name_from_uri
@@ -458,6 +459,7 @@ class _TurnReader:
 def build_vocabulary(token_lists, item_ids: list[str], base_vocab: dict[str, int] | None, min_count: int) -> dict[str, int]:
     """Token -> id: the base vocabulary's ids kept, then new training tokens by decreasing count, then item placeholders."""
     vocab = dict(base_vocab) if base_vocab else {token: index for index, token in enumerate(SPECIAL_TOKENS)}
+    vocab.setdefault(TURN_SEPARATOR, len(vocab))  # joins the context turns (redial.context_columns)
     counts = Counter(token for tokens in token_lists for token in tokens)
     for token, count in sorted(counts.items(), key=lambda tc: (-tc[1], tc[0])):
         if count >= min_count and token not in vocab:

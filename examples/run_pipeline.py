@@ -12,7 +12,7 @@ skips finished ones.
 Another dataset (generic CRS format, ``docs/CRS_FORMAT.md``), from scratch or from a ReDial model::
 
     python examples/run_pipeline.py configuration/quick.json --dataset_dir DATASET --output_dir runs/new
-    python examples/run_pipeline.py configuration/finetune.json --dataset_dir DATASET --init_from runs/quick/conversation/best --output_dir runs/ft
+    python examples/run_pipeline.py configuration/new_dataset.json --dataset_dir DATASET --init_from runs/quick/conversation/best --output_dir runs/ft
 """
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ def test_rows_follow_the_redial_processing(loaded):
 def test_vocabulary_masks_and_word_graph(loaded):
     resources, _, statistics = loaded
     tokenizer = resources.tokenizer
-    assert tokenizer.convert_ids_to_tokens([0, 1, 2, 3]) == ["__pad__", "__start__", "__end__", "__unk__"]
+    assert tokenizer.convert_ids_to_tokens([0, 1, 2, 3, 4]) == ["__pad__", "__start__", "__end__", "__unk__", "_split_"]
     for item in ITEMS:  # every item placeholder is a token, even unseen in training
         assert tokenizer.convert_tokens_to_ids(f"@{item['id']}") != tokenizer.unk_token_id
     assert resources.item_token_vocab_mask.sum() == len(ITEMS)
