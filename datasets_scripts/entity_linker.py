@@ -33,7 +33,7 @@ from .kg import DBpediaEntities
 DBPEDIA_RESOURCE_PREFIX = "<http://dbpedia.org/resource/"
 _DISAMBIGUATION = re.compile(r"\s*\([^()]*\)\s*$")
 _YEAR_SUFFIX = re.compile(r"\s*\(\s*\d{4}\s*\)\s*$")
-_MOVIE_TOKEN = re.compile(r"^@(\d+)$")
+_MOVIE_TOKEN = re.compile(r"^@([A-Za-z0-9_]+)$")  # an item placeholder: ReDial "@<movieId>", or "@<item id>" (generic format)
 _NUMERIC = re.compile(r"^[\d\W_]+$")
 # Entities named like this ("Film", "Movies") are DBpedia genres but not informative mentions.
 _GENERIC_NAMES = {("film",), ("films",), ("movie",), ("movies",)}

@@ -41,7 +41,7 @@ import torch
 
 SEEKER, RECOMMENDER = "seeker", "recommender"
 ROLE_ALIASES = {"seeker": SEEKER, "user": SEEKER, "recommender": RECOMMENDER, "assistant": RECOMMENDER}
-_MOVIE_TOKEN = re.compile(r"^@(\d+)$")
+_MOVIE_TOKEN = re.compile(r"^@([A-Za-z0-9_]+)$")  # an item placeholder: ReDial "@<movieId>", or "@<item id>" (generic format)
 _CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 
 
@@ -268,11 +268,14 @@ class ConversationalRecommender:
 
     # ------------------------------------------------------------------ naming
     def entity_name(self, entity_id: int) -> str:
-        """The ReDial title of a movie, else the readable DBpedia name."""
+        """The title of an item, else the entity's given name (generic datasets), else the readable DBpedia name."""
         movie_id = self.movie_of_entity.get(entity_id)
         title = self.resources.entities.movie_id_to_title.get(movie_id) if movie_id else None
         if title:
             return " ".join(title.split())
+        names = self.resources.entities.entity_names.get(entity_id)
+        if names:
+            return names[0]
         uri = self.resources.entities.entity_to_uri[entity_id] if 0 <= entity_id < self.resources.entities.num_entities else str(entity_id)
         parsed = self._name_from_uri(uri)
         return parsed[0] if parsed else uri

@@ -166,3 +166,25 @@ def test_kg_resources_command_upgrades_an_old_folder(folder, tmp_path):
                              capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert written.returncode == 0, written.stderr
     assert json.loads((old / "kg_resources.json").read_text())["movies"] == json.loads((folder / "kg_resources.json").read_text())["movies"]
+
+
+def test_cli_on_a_model_of_a_generic_dataset(tmp_path):
+    """A folder trained on a dataset in the generic CRS format links its own entity names and items."""
+    from fake_crs import make_crs_dataset
+
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        import common
+        from kgsf_trainer import TrainingArguments
+    finally:
+        sys.path.remove(str(REPO / "examples"))
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+    data = common.KGSFData(common.DataArguments(dataset_dir=str(make_crs_dataset(tmp_path / "books")), cache_dir=str(tmp_path / "cache")))
+    model = common.build_model(data, common.ModelArguments(model_config=str(tmp_path / "tiny.json")))
+    out = tmp_path / "model"
+    common.make_save_model(data, "conversation", TrainingArguments(output_dir=str(tmp_path / "run")))(model, out, {"note": "untrained"})
+    output = json.loads(kgsf("recommend", out, "I want a novel by Jane Austen like @b3", "--json").stdout)
+    assert {e["name"] for e in output["context"]["entities"]} >= {"Jane Austen", "Emma (1815)"}
+    titles = [r["title"] for r in output["recommendations"]]
+    assert titles and set(titles) <= {"Dune (1965)", "Foundation (1951)", "Persuasion (1817)"}  # the mentioned item is excluded
+    assert "tiny-books" in (out / "README.md").read_text()
