@@ -52,7 +52,7 @@ from modeling_kgsf.tokenization_kgsf import SPECIAL_TOKENS, TURN_SEPARATOR, KGSF
 from . import kg, paths
 from .entity_linker import name_from_uri
 from .redial import (
-    ROW_FEATURES, SPLITS, KGSFResources, build_linker, genre_entities, new_statistics, rows_from_turns, unique_in_order,
+    ROW_FEATURES, SPLITS, KGSFResources, append_turn, build_linker, genre_entities, new_statistics, rows_from_turns, unique_in_order,
 )
 
 MANIFEST_FILE = "dataset.json"
@@ -447,12 +447,7 @@ class _TurnReader:
                 entities += [mention.entity_id for mention in mentions]
             turn_entities = unique_in_order([*items, *entities])
             self.stats["messages_with_linked_entity"] += bool(turn_entities)
-            if merged and merged[-1]["sender"] == role:
-                merged[-1]["tokens"] += tokens
-                merged[-1]["entities"] += turn_entities
-                merged[-1]["movies"] += items
-            else:
-                merged.append({"sender": role, "tokens": tokens, "entities": turn_entities, "movies": items})
+            append_turn(merged, role, tokens, turn_entities, items)
         return merged
 
 

@@ -249,13 +249,18 @@ def merged_turns(conversation: dict, resources: KGSFResources, stats: dict | Non
                     stats["movie_ids_not_items"] += 1
         stats["messages_with_linked_entity"] += bool(mentions)
         entities = [mention.entity_id for mention in mentions]
-        if turns and turns[-1]["sender"] == sender:
-            turns[-1]["tokens"] += tokens
-            turns[-1]["entities"] += entities
-            turns[-1]["movies"] += movies
-        else:
-            turns.append({"sender": sender, "tokens": tokens, "entities": entities, "movies": movies})
+        append_turn(turns, sender, tokens, entities, movies)
     return turns
+
+
+def append_turn(turns: list[dict], sender, tokens: list[str], entities: list[int], movies: list[int]) -> None:
+    """Add a message to merged turns: appended to the last turn when the same sender speaks again."""
+    if turns and turns[-1]["sender"] == sender:
+        turns[-1]["tokens"] += tokens
+        turns[-1]["entities"] += entities
+        turns[-1]["movies"] += movies
+    else:
+        turns.append({"sender": sender, "tokens": tokens, "entities": entities, "movies": movies})
 
 
 def context_columns(history: list[list[str]], seen_entities: list[int], resources: KGSFResources, items: set[int] | None = None) -> dict:
