@@ -160,6 +160,11 @@ def build_model(data: KGSFData, model_args: ModelArguments):
         return model
     config_kwargs = json.loads(_resolve(model_args.model_config).read_text()) if model_args.model_config else {}
     resources = data.resources
+    if resources.word_graph.num_nodes <= 1:  # a dataset without word graph ("word_graph": "none")
+        no_words = {key: False for key in ("use_conceptnet", "use_mim") if key not in overrides}
+        print(f"[kgsf] the data has no word graph: {', '.join(f'{k}=false' for k in no_words) or 'nothing'} set "
+              "(the word-graph branch and MIM, which aligns words with entities, have nothing to work on)")
+        config_kwargs = {**config_kwargs, **no_words}
     config = KGSFConfig(
         **{
             **config_kwargs,

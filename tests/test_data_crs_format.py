@@ -178,3 +178,22 @@ def test_command_line_converts_and_validates(tmp_path):
     result = subprocess.run([sys.executable, "-m", "datasets_scripts.crs_format", str(folder), "--cache-dir", str(tmp_path / "cache")],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1 and "the KG is empty" in result.stderr
+
+
+def test_dataset_without_word_graph_trains_without_the_word_branch(tmp_path):
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(REPO / "examples"))
+    folder = make_crs_dataset(tmp_path / "books", manifest={"word_graph": "none"})
+    (tmp_path / "tiny.json").write_text(json.dumps({"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "num_bases": 2}))
+    data = common.KGSFData(common.DataArguments(dataset_dir=str(folder), cache_dir=str(tmp_path / "cache")))
+    assert data.resources.word_graph.num_nodes == 1 and not data.resources.kg_word_vocab_mask.any()
+    model = common.build_model(data, common.ModelArguments(model_config=str(tmp_path / "tiny.json")))
+    assert model.config.use_conceptnet is False and model.config.use_mim is False
+    for task in ("rec", "conv"):
+        batch = data.collator(task)([data.split("train", task)[i] for i in range(3)])
+        loss = model(**batch).loss
+        assert loss.isfinite()
+        loss.backward()
