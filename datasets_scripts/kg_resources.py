@@ -2,8 +2,10 @@
 
 ``kg_resources.json`` (plain JSON, no pickles) holds: the DBpedia entity URIs (entity id ->
 URI), the item list, the ReDial movies (movieId -> entity id, title, mention count), the concept
-vocabulary, the stopwords, the entities the linker matches in lower case (genres), and the names
-of the item graph's relations (model relation id -> DBpedia property or null). Every training
+vocabulary, the stopwords, the entities the linker matches in lower case (genres), the names
+of the item graph's relations (model relation id -> DBpedia property or null), and the names of
+entities not named by a DBpedia URI (``entity_names``: entity id -> names, from datasets in the
+generic CRS format, whose items play the movies' part: item id -> node, name). Every training
 stage writes it next to the weights (``examples/common.py``), so a folder is self-contained: the
 pipeline (:mod:`modeling_kgsf.pipeline_kgsf`) rebuilds the entity linker from it and never reads
 ``../shared/data``.
