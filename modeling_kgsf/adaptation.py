@@ -234,8 +234,20 @@ def index_spaces_from_folder(folder) -> IndexSpaces:
         item_entity_ids=[int(e) for e in data["item_entity_ids"]],
         relations=list(data["relation_names"]),
         concepts=concepts,
-        entity_names=list(names) if names is not None else [entity_name_from_key(uri) for uri in entities],
+        entity_names=_with_item_titles(list(names) if names is not None else [entity_name_from_key(uri) for uri in entities], data.get("movies", {})),
     )
+
+
+_YEAR_SUFFIX = re.compile(r"\s*\(\s*\d{4}\s*\)\s*$")
+
+
+def _with_item_titles(names: list[str | None], items: dict) -> list[str | None]:
+    """Name the items that have no name yet (e.g. ReDial movies without a DBpedia page) by their
+    title without the year, from ``kg_resources.json``'s ``movies`` (item id -> [entity, title, count])."""
+    for entity, title, *_ in items.values():
+        if entity is not None and 0 <= entity < len(names) and names[entity] is None and title:
+            names[entity] = _YEAR_SUFFIX.sub("", " ".join(title.split())) or title
+    return names
 
 
 def _list_from_ids(mapping: dict[str, int], what: str, size: int | None = None, first_id: int = 0) -> list:

@@ -410,6 +410,11 @@ def test_index_spaces_from_folder(tmp_path):
     kg["entity_names"] = ["Thin Red Line", None, "Some Movie"]
     (tmp_path / "kg_resources.json").write_text(json.dumps(kg))
     assert index_spaces_from_folder(tmp_path).entity_names == ["Thin Red Line", None, "Some Movie"]
+    # as datasets_scripts.kg_resources writes them: names per entity id, and item titles for unnamed items
+    kg["entity_names"] = {"1": ["Tom Hanks", "T. Hanks"]}
+    kg["movies"] = {"9": [2, "Obscure Film  (2001)", 1], "10": [None, "Unlinked (1999)", 0]}
+    (tmp_path / "kg_resources.json").write_text(json.dumps(kg))
+    assert index_spaces_from_folder(tmp_path).entity_names == ["The Thin Red Line", "Tom Hanks", "Obscure Film"]
     (tmp_path / "kg_resources.json").unlink()
     with pytest.raises(FileNotFoundError, match="kg_resources"):
         index_spaces_from_folder(tmp_path)
