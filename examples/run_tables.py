@@ -65,6 +65,8 @@ def main(argv=None):
     parser.add_argument("--conv_time_budget", type=float, default=-1, help="seconds per conversation run (-1: none)")
     parser.add_argument("--eval_steps", type=int, default=50)
     parser.add_argument("--patience", type=int, default=9, help="evaluations without improvement (9 x 50 steps = about 3 epochs)")
+    parser.add_argument("--conv_patience", type=int, default=3,
+                        help="conversation: epochs without a lower validation perplexity before stopping (it evaluates once per epoch)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--generation_examples", type=int, default=-1)
     # any other flag (e.g. --data_dir D, --cache_dir C) is passed to every script
@@ -108,7 +110,7 @@ def main(argv=None):
             if not rec_best.exists():
                 raise SystemExit(f"conversation variant {name} starts from {rec_best}: run `run_tables.py rec --only {rec_variant}` first")
             run([PYTHON, str(HERE / "train_conversation.py"), "--output_dir", str(out / "conv"), "--init_from", str(rec_best),
-                 "--config_overrides", overrides, "--num_epochs", str(args.conv_epochs), "--patience", str(args.patience),
+                 "--config_overrides", overrides, "--num_epochs", str(args.conv_epochs), "--patience", str(args.conv_patience),
                  "--time_budget", str(args.conv_time_budget), "--checkpoint_steps", "200", *common], log, commands)
             run([PYTHON, str(HERE / "evaluate_kgsf.py"), "--model", str(out / "conv" / "best"), "--output", str(out / "test_metrics.json"),
                  "--generation_examples", str(args.generation_examples), *data_flags], log, commands)
