@@ -3,6 +3,7 @@ and the training curves of each stage.
 
     python examples/plot_curves.py figure2 --with_mim runs/tables/rec/kgsf/rec --without_mim runs/tables/rec/kgsf_no_mim/rec --out docs/figures/figure2_mim.png
     python examples/plot_curves.py stages runs/quick/mim runs/quick/recommender runs/quick/conversation --out docs/figures/quick_training_curves.png
+    python examples/plot_curves.py stages runs/long/conv/kgsf/conv runs/long/conv/transformer/conv --titles KGSF Transformer --out docs/figures/conversation_kgsf_vs_transformer.png
 
 A run folder is a stage's ``--output_dir`` (it holds ``metrics.jsonl`` and ``train_log.jsonl``).
 """
@@ -48,16 +49,17 @@ def figure2(with_mim: Path, without_mim: Path, out: Path) -> None:
     fig.savefig(out, dpi=120)
 
 
-def stages(runs: list[Path], out: Path) -> None:
+def stages(runs: list[Path], out: Path, titles: list[str] | None = None) -> None:
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 4), squeeze=False)
-    for axis, run in zip(axes[0], runs):
+    for index, (axis, run) in enumerate(zip(axes[0], runs)):
         train = read_jsonl(run / "train_log.jsonl")
         axis.plot([r["step"] for r in train], [r["loss"] for r in train], label="training loss", alpha=0.8)
         evaluations = read_jsonl(run / "metrics.jsonl")
         twin = axis.twinx()
         twin.plot([r["step"] for r in evaluations], [r["score"] for r in evaluations], "o-", color="tab:red", label="validation score")
         twin.set_ylabel("validation score (higher is better)")
-        axis.set_title(evaluations[0].get("stage", run.name) if evaluations else run.name)
+        default_title = evaluations[0].get("stage", run.name) if evaluations else run.name
+        axis.set_title(titles[index] if titles and index < len(titles) else default_title)
         axis.set_xlabel("step")
         axis.set_ylabel("training loss")
         axis.grid(alpha=0.3)
@@ -78,11 +80,12 @@ def main(argv=None):
     curves = sub.add_parser("stages")
     curves.add_argument("runs", type=Path, nargs="+")
     curves.add_argument("--out", type=Path, required=True)
+    curves.add_argument("--titles", nargs="*", default=None, help="one title per run (default: the stage name)")
     args = parser.parse_args(argv)
     if args.plot == "figure2":
         figure2(args.with_mim, args.without_mim, args.out)
     else:
-        stages(args.runs, args.out)
+        stages(args.runs, args.out, args.titles)
     print(f"wrote {args.out}")
 
 
