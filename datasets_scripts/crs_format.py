@@ -53,6 +53,7 @@ from . import kg, paths
 from .entity_linker import name_from_uri
 from .redial import (
     ROW_FEATURES, SPLITS, KGSFResources, append_turn, build_linker, genre_entities, new_statistics, rows_from_turns, unique_in_order,
+    vocab_masks,
 )
 
 MANIFEST_FILE = "dataset.json"
@@ -381,8 +382,7 @@ class _TurnReader:
 
     manifest: CRSManifest
     graph: CRSGraph
-    tokenizer_tokenize: object
-    linker: object | None
+    linker: object | None  # the entity linker, None when the manifest turns linking off
     stats: dict
 
     def __post_init__(self):
@@ -424,7 +424,7 @@ class _TurnReader:
             if not isinstance(text, str):
                 raise CRSFormatError(f"{where}: \"text\" must be a string")
             self.stats["messages"] += 1
-            tokens = self.tokenizer_tokenize(text)
+            tokens = word_tokenize(text)
             items = []
             for value in turn.get("items") or []:
                 if str(value) not in self.item_index:
@@ -464,30 +464,16 @@ def build_vocabulary(token_lists, item_ids: list[str], base_vocab: dict[str, int
     return vocab
 
 
-def _vocab_masks(vocab: dict[str, int], concept_vocab: dict[str, int], stopwords: set[str], item_ids: list[str]):
-    kg_word_vocab_mask = torch.zeros(len(vocab), dtype=torch.bool)
-    item_token_vocab_mask = torch.zeros(len(vocab), dtype=torch.bool)
-    placeholders = {f"@{item_id}" for item_id in item_ids}
-    for token, index in vocab.items():
-        if index < len(SPECIAL_TOKENS):
-            continue
-        word = token.lower()
-        kg_word_vocab_mask[index] = word in concept_vocab and word not in stopwords
-        item_token_vocab_mask[index] = token in placeholders
-    return kg_word_vocab_mask, item_token_vocab_mask
-
-
-def _fingerprint(manifest: CRSManifest, base_vocab: dict | None, data_dir: PathLike) -> str:
-    files = [manifest.folder / MANIFEST_FILE, *(manifest.path(name) for name in manifest.splits.values()), manifest.path(manifest.items), manifest.path(manifest.kg)]
-    files += [manifest.path(name) for name in filter(None, [manifest.entities, manifest.stopwords])]
-    if manifest.word_graph not in ("conceptnet", "none"):
-        files.append(manifest.path(manifest.word_graph))
-    extra = [hashlib.sha256(json.dumps(base_vocab or {}, sort_keys=True).encode()).hexdigest()]
-    for source in ("crs_format.py", "redial.py", "entity_linker.py", "kg.py"):
-        extra.append(hashlib.sha256((Path(__file__).parent / source).read_bytes()).hexdigest())
-    if manifest.word_graph == "conceptnet":
-        extra.append(str(paths.resolve_data_dir(data_dir)))
-    return paths.fingerprint_files(files, *extra)
+def _tokenizer(vocab: dict[str, int], cache_dir: PathLike) -> KGSFTokenizer:
+    """A :class:`KGSFTokenizer` over ``vocab``, read from ``<cache>/crs/<hash of the vocabulary>/vocab.json``."""
+    content = json.dumps(vocab, ensure_ascii=False)
+    vocab_file = paths.resolve_cache_dir(cache_dir) / "crs" / hashlib.sha256(content.encode()).hexdigest()[:16] / "vocab.json"
+    if not vocab_file.exists():
+        vocab_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = vocab_file.with_suffix(".tmp")
+        tmp.write_text(content, encoding="utf-8")
+        tmp.replace(vocab_file)
+    return KGSFTokenizer(vocab_file=str(vocab_file))
 
 
 def load_crs_dataset(
@@ -505,8 +491,7 @@ def load_crs_dataset(
     manifest = read_manifest(dataset_dir)
     graph = build_item_graph(manifest)
     word_graph, concept_vocab, stopwords = build_word_graph(manifest, data_dir)
-    case_free = genre_entities(graph.item_graph, graph.entities)
-    linker = build_linker(graph.entities, stopwords, concept_vocab, case_free) if manifest.link_entities else None
+    linker = build_linker(graph.entities, stopwords, concept_vocab, genre_entities(graph.item_graph, graph.entities))
     statistics = {"name": manifest.name, "description": manifest.description, "folder": str(manifest.folder.resolve()),
                   "format_version": FORMAT_VERSION, "graph": graph.statistics, "word_graph": word_graph.statistics}
 
@@ -514,24 +499,15 @@ def load_crs_dataset(
     for split in SPLITS:
         path = manifest.path(manifest.splits[split])
         stats = new_statistics()
-        reader = _TurnReader(manifest, graph, word_tokenize, linker, stats)
+        reader = _TurnReader(manifest, graph, linker if manifest.link_entities else None, stats)
         split_turns[split] = [(conversation["conversation_id"], reader.turns(conversation, path)) for conversation in read_crs_conversations(path)]
         split_stats[split] = (stats, reader)
 
     base_vocab = base_tokenizer.vocab if base_tokenizer is not None else None
     vocab = build_vocabulary((turn["tokens"] for _, turns in split_turns["train"] for turn in turns), graph.item_ids, base_vocab, manifest.min_word_count)
-    target = paths.resolve_cache_dir(cache_dir) / "crs" / _fingerprint(manifest, base_vocab, data_dir)
-    target.mkdir(parents=True, exist_ok=True)
-    vocab_file = target / "vocab.json"
-    if not vocab_file.exists():
-        tmp = vocab_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(vocab_file)
-    tokenizer = KGSFTokenizer(vocab_file=str(vocab_file))
-    kg_word_vocab_mask, item_token_vocab_mask = _vocab_masks(vocab, concept_vocab, stopwords, graph.item_ids)
-    resources = KGSFResources(graph.entities, graph.item_graph, word_graph, tokenizer, concept_vocab, stopwords,
-                              linker or build_linker(graph.entities, stopwords, concept_vocab, case_free),
-                              kg_word_vocab_mask, item_token_vocab_mask, mask_agreement={})
+    kg_word_vocab_mask, item_token_vocab_mask = vocab_masks(vocab, concept_vocab, stopwords, {f"@{item_id}" for item_id in graph.item_ids})
+    resources = KGSFResources(graph.entities, graph.item_graph, word_graph, _tokenizer(vocab, cache_dir), concept_vocab, stopwords,
+                              linker, kg_word_vocab_mask, item_token_vocab_mask, mask_agreement={})
 
     splits = {}
     items = set(graph.entities.item_entity_ids)

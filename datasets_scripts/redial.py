@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict, Features, Sequence, Value, load_from_disk
 
-from modeling_kgsf.tokenization_kgsf import TURN_SEPARATOR, KGSFTokenizer
+from modeling_kgsf.tokenization_kgsf import SPECIAL_TOKENS, TURN_SEPARATOR, KGSFTokenizer
 
 from . import kg, paths
 from .entity_linker import EntityLinker
@@ -142,6 +142,20 @@ def build_linker(entities: kg.DBpediaEntities, stopwords: set[str], concept_voca
     return EntityLinker.from_kg(entities, stopwords=stopwords, common_words=set(concept_vocab), case_free_entities=case_free_entities)
 
 
+def vocab_masks(vocab: dict[str, int], concept_vocab: dict[str, int], stopwords: set[str], item_tokens: set[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(kg_word_vocab_mask, item_token_vocab_mask)``, (vocab,) bool each: the token's lower-case form
+    is a non-stopword concept / the token is an item placeholder in ``item_tokens``. Special tokens: False."""
+    kg_word_vocab_mask = torch.zeros(len(vocab), dtype=torch.bool)
+    item_token_vocab_mask = torch.zeros(len(vocab), dtype=torch.bool)
+    for token, index in vocab.items():
+        if index < len(SPECIAL_TOKENS):
+            continue
+        word = token.lower()
+        kg_word_vocab_mask[index] = word in concept_vocab and word not in stopwords
+        item_token_vocab_mask[index] = token in item_tokens
+    return kg_word_vocab_mask, item_token_vocab_mask
+
+
 def load_resources(data_dir: PathLike = None, cache_dir: PathLike = None) -> KGSFResources:
     """Load graphs, id maps, tokenizer, concept map, stopwords, vocabulary masks and the linker."""
     entities = kg.load_dbpedia(data_dir, cache_dir)
@@ -152,19 +166,9 @@ def load_resources(data_dir: PathLike = None, cache_dir: PathLike = None) -> KGS
     tokenizer = KGSFTokenizer.from_word2index(str(paths.data_file(paths.WORD2INDEX_FILE, data_dir)))
     linker = build_linker(entities, stopwords, concept_vocab, genre_entities(item_graph, entities))
 
-    vocab_size = tokenizer.vocab_size
-    kg_word_vocab_mask = torch.zeros(vocab_size, dtype=torch.bool)
-    item_token_vocab_mask = torch.zeros(vocab_size, dtype=torch.bool)
     items = set(entities.item_entity_ids)
-    for token, index in tokenizer.vocab.items():
-        if index < 4:
-            continue
-        word = token.lower()
-        if word in concept_vocab and word not in stopwords:
-            kg_word_vocab_mask[index] = True
-        movie = _MOVIE_TOKEN.match(token)
-        if movie and entities.movie_id_to_entity.get(movie.group(1)) in items:
-            item_token_vocab_mask[index] = True
+    item_tokens = {f"@{movie_id}" for movie_id, entity in entities.movie_id_to_entity.items() if entity in items}
+    kg_word_vocab_mask, item_token_vocab_mask = vocab_masks(tokenizer.vocab, concept_vocab, stopwords, item_tokens)
 
     root = paths.resolve_data_dir(data_dir)
     mask_agreement = {

@@ -19,37 +19,13 @@ import json
 from pathlib import Path
 
 from common import DataArguments, KGSFData
-from model_card import write_model_card
+from model_card import config_summary, write_model_card
 
-from datasets_scripts.entity_linker import title_variants
 from datasets_scripts.kg_resources import save_kg_resources
 from modeling_kgsf import KGSFForConversationalRecommendation
-from modeling_kgsf.adaptation import IndexSpaces, adapt_model, entity_name_from_key, index_spaces_from_folder
+from modeling_kgsf.adaptation import adapt_model, index_spaces_from_folder
 
 REPORT_FILE = "adaptation_report.json"
-
-
-def dataset_index_spaces(data: KGSFData) -> IndexSpaces:
-    """What each id means in the data's vocabulary and graphs (the model's new index spaces)."""
-    resources = data.resources
-    entities = resources.entities
-    tokens = resources.tokenizer.convert_ids_to_tokens(list(range(len(resources.tokenizer))))
-    concepts: list[str | None] = [None] * resources.word_graph.num_nodes
-    for word, concept in resources.concept_vocab.items():
-        concepts[concept] = word
-    names = [(entities.entity_names.get(entity) or [None])[0] or entity_name_from_key(key) for entity, key in enumerate(entities.entity_to_uri)]
-    for item_id, entity in entities.movie_id_to_entity.items():  # items: their title without the year
-        title = entities.movie_id_to_title.get(item_id)
-        if title and names[entity] is None:
-            names[entity] = title_variants(title)[-1]
-    return IndexSpaces(
-        tokens=tokens,
-        entities=list(entities.entity_to_uri),
-        item_entity_ids=list(entities.item_entity_ids),
-        relations=list(resources.item_graph.relation_names),
-        concepts=concepts,
-        entity_names=names,
-    )
 
 
 def main(argv=None):
@@ -64,9 +40,13 @@ def main(argv=None):
 
     data = KGSFData(DataArguments(data_dir=args.data_dir, dataset_dir=args.dataset_dir, cache_dir=args.cache_dir), model_folder=args.model)
     model = KGSFForConversationalRecommendation.from_pretrained(args.model)
-    old = index_spaces_from_folder(args.model)
-    new = dataset_index_spaces(data)
     resources = data.resources
+    # the new folder's vocabulary and kg_resources.json say what each id means, as the old folder's do
+    output = Path(args.output_dir)
+    (output / "config.json").unlink(missing_ok=True)  # a stale config would size the concept list (index_spaces_from_folder)
+    data.tokenizer.save_pretrained(output)
+    save_kg_resources(resources, output)
+    old, new = index_spaces_from_folder(args.model), index_spaces_from_folder(output)
     adapted, report = adapt_model(
         model, old, new,
         dbpedia_edge_index=resources.item_graph.edge_index,
@@ -77,15 +57,10 @@ def main(argv=None):
         new_word_vectors=data.word_embeddings(model.config.d_model),
         seed=args.seed,
     )
-    output = Path(args.output_dir)
     adapted.save_pretrained(output)
-    data.tokenizer.save_pretrained(output)
-    save_kg_resources(resources, output)
     report_dict = {"adapted_from": str(args.model), "dataset": data.dataset_name, "dataset_dir": str(args.dataset_dir), **report.to_dict()}
     (output / REPORT_FILE).write_text(json.dumps(report_dict, indent=2, default=str), encoding="utf-8")
-    config = adapted.config.to_dict()
-    summary = {key: config[key] for key in sorted(config) if not key.startswith("_") and not isinstance(config[key], (dict, list))}
-    write_model_card(output, "adapted", {}, data.statistics(), {"adapted_from": str(args.model), "seed": args.seed}, summary)
+    write_model_card(output, "adapted", {}, data.statistics(), {"adapted_from": str(args.model), "seed": args.seed}, config_summary(adapted.config))
     print(report)
     print(f"wrote {output}")
     return report_dict

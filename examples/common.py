@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from transformers import HfArgumentParser
 
 from kgsf_trainer import StageTrainer, TrainingArguments
-from model_card import write_model_card
+from model_card import config_summary, write_model_card
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # running from a clone without `pip install -e .`
@@ -196,9 +196,7 @@ def make_save_model(data: KGSFData, stage: str, training_args: TrainingArguments
         model.save_pretrained(folder)
         data.tokenizer.save_pretrained(folder)
         save_kg_resources(data.resources, folder)
-        config = model.config.to_dict()
-        summary = {key: config[key] for key in sorted(config) if not key.startswith("_") and not isinstance(config[key], (dict, list))}
-        write_model_card(folder, stage, metrics, data.statistics(), asdict(training_args), summary)
+        write_model_card(folder, stage, metrics, data.statistics(), asdict(training_args), config_summary(model.config))
 
     return save_model
 

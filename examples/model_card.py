@@ -19,6 +19,12 @@ def _format_metrics(metrics: dict) -> str:
     return "\n".join(["| metric | value |", "|---|---|", *rows]) if rows else "(not evaluated)"
 
 
+def config_summary(config) -> dict:
+    """The scalar entries of a model config, sorted (the card's configuration excerpt)."""
+    values = config.to_dict()
+    return {key: values[key] for key in sorted(values) if not key.startswith("_") and not isinstance(values[key], (dict, list))}
+
+
 def write_model_card(folder: str | Path, stage: str, metrics: dict, data_statistics: dict, training_arguments: dict,
                      config_summary: dict) -> Path:
     """Write ``folder/README.md`` describing the data, protocol, metrics and how to load the model."""
