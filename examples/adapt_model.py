@@ -43,10 +43,10 @@ def main(argv=None):
     resources = data.resources
     # the new folder's vocabulary and kg_resources.json say what each id means, as the old folder's do
     output = Path(args.output_dir)
-    (output / "config.json").unlink(missing_ok=True)  # a stale config would size the concept list (index_spaces_from_folder)
     data.tokenizer.save_pretrained(output)
     save_kg_resources(resources, output)
-    old, new = index_spaces_from_folder(args.model), index_spaces_from_folder(output)
+    old = index_spaces_from_folder(args.model)
+    new = index_spaces_from_folder(output, n_concept=resources.word_graph.num_nodes)  # not sized by a config.json left there
     adapted, report = adapt_model(
         model, old, new,
         dbpedia_edge_index=resources.item_graph.edge_index,

@@ -195,15 +195,15 @@ def _normalise_name(name: str | None) -> str | None:
     return name or None
 
 
-def index_spaces_from_folder(folder) -> IndexSpaces:
+def index_spaces_from_folder(folder, n_concept: int | None = None) -> IndexSpaces:
     """The index spaces of a saved model folder.
 
     Tokens from ``vocab.json`` (token -> id); entities, items, relations and concepts from
     ``kg_resources.json`` (keys ``entity_uris``, ``item_entity_ids``, ``relation_names``,
     ``concept_vocab`` {word: id}; optional ``entity_names``, a list entity id -> name or null, or a
     dict entity id -> [names] as ``datasets_scripts.kg_resources`` writes it; else names derived
-    from the URIs). The concept list is sized by ``config.json``'s ``n_concept`` when the
-    folder has one (ids without a word are None).
+    from the URIs). The concept list is sized by ``n_concept``, else by ``config.json``'s
+    ``n_concept`` when the folder has one (ids without a word are None).
     """
     folder = Path(folder)
     vocab_path, kg_path = folder / "vocab.json", folder / "kg_resources.json"
@@ -219,9 +219,10 @@ def index_spaces_from_folder(folder) -> IndexSpaces:
     if any(token is None for token in tokens):
         raise ValueError(f"{vocab_path}: token ids are not contiguous (missing ids)")
     data = json.loads(kg_path.read_text(encoding="utf-8"))
-    config_path = folder / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    concepts = _list_from_ids(data["concept_vocab"], "concept_vocab", size=config.get("n_concept"), first_id=1)
+    if n_concept is None:
+        config_path = folder / "config.json"
+        n_concept = json.loads(config_path.read_text(encoding="utf-8")).get("n_concept") if config_path.is_file() else None
+    concepts = _list_from_ids(data["concept_vocab"], "concept_vocab", size=n_concept, first_id=1)
     entities = list(data["entity_uris"])
     names = data.get("entity_names")
     if isinstance(names, dict):  # datasets_scripts.kg_resources: {entity id: [names]} for named non-URI entities
