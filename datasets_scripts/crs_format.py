@@ -23,7 +23,10 @@ plus the items whose placeholder it writes; its entities are its items' nodes, i
 * :func:`load_crs_dataset` -> ``(resources, DatasetDict, statistics)``, the resources shaped like
   :func:`redial.load_resources`'s (so training, saving, the pipeline and the CLI work unchanged);
 * :func:`validate_dataset` / ``python -m datasets_scripts.crs_format DIR``: check a folder and print
-  its statistics. Every problem raises :class:`CRSFormatError` naming the file, the line and the fix.
+  its statistics. Every problem raises :class:`CRSFormatError` naming the file, the line and the turn
+  (:func:`location`: 1-based, ``FILE, line N, turn K``) and the fix; the command prints it as one
+  line ``error: ...`` (exit code 1). ``@`` tokens that are not item ids are warnings, with their
+  file, line and turn (``statistics["warnings"]``, the first :data:`MAX_WARNINGS`).
 
 Node ids: items first (item index = entity id), then the other nodes (entities file order, else
 first appearance in the triples). Relations: ``self_loop`` = 0, then by decreasing triple count.
@@ -133,17 +136,51 @@ def read_manifest(dataset_dir: str | os.PathLike) -> CRSManifest:
 # ------------------------------------------------------------------------------------------------
 # Items, entities, triples
 # ------------------------------------------------------------------------------------------------
-def _records(path: Path) -> list[tuple[int, object]]:
-    """(line number, record) of a .jsonl file, or of a .json file holding a list (line numbers = positions + 1)."""
-    if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, list):
-            raise CRSFormatError(f"{path}: a .json file must hold a list")
-        return list(enumerate(data, start=1))
+def location(path: PathLike, number: int, turn: int | None = None) -> str:
+    """Where a record is, as every error and warning says it: ``FILE, line N[, turn K]`` (1-based;
+    for a ``.json`` file holding a list, ``record N``: its N-th element)."""
+    unit = "record" if Path(path).suffix == ".json" else "line"
+    return f"{path}, {unit} {number}" + (f", turn {turn}" if turn is not None else "")
+
+
+def _json_error(where: str, text: str, error: json.JSONDecodeError) -> CRSFormatError:
+    """A one-line error for a JSON text that does not parse; a text that ends before its JSON is complete is "cut off"."""
+    if error.msg.startswith("Unterminated string") or error.pos >= len(text.rstrip()):
+        truncated = "the line or the file" if ", line " in where else "the file"
+        return CRSFormatError(f"{where} is cut off: its JSON ends before it is complete (was {truncated} truncated?)")
+    line = f"line {error.lineno}, " if "\n" in text.strip() else ""
+    return CRSFormatError(f"{where}: malformed JSON ({error.msg.removesuffix(' at')} at {line}column {error.colno})")
+
+
+def read_json(path: PathLike):
+    """The JSON value of a whole file; :class:`CRSFormatError` when it does not parse."""
+    text = Path(path).read_text(encoding="utf-8")
     try:
-        return list(paths.iter_jsonl(path))
-    except ValueError as error:
-        raise CRSFormatError(str(error)) from error
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _json_error(str(path), text, error) from None
+
+
+def read_json_records(path: PathLike) -> list[tuple[int, object]]:
+    """(line number, record) of a .jsonl file (blank lines skipped), or (position, element) of a .json
+    file holding a list (1-based); a line that is not JSON raises :class:`CRSFormatError`."""
+    path = Path(path)
+    if path.suffix == ".json":
+        data = read_json(path)
+        if not isinstance(data, list):
+            raise CRSFormatError(f"{path}: a .json file must hold a list (got {type(data).__name__})")
+        return list(enumerate(data, start=1))
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.rstrip("\r\n")
+            if not text.strip():
+                continue
+            try:
+                records.append((number, json.loads(text)))
+            except json.JSONDecodeError as error:
+                raise _json_error(location(path, number), text, error) from None
+    return records
 
 
 @dataclass
@@ -155,15 +192,15 @@ class Item:
 
 def read_items(path: Path) -> list[Item]:
     items, seen = [], set()
-    for line, record in _records(path):
+    for line, record in read_json_records(path):
         if not isinstance(record, dict) or "id" not in record:
-            raise CRSFormatError(f"{path}, line {line}: an item needs an \"id\" (e.g. {{\"id\": \"tt0111161\", \"name\": \"...\"}})")
+            raise CRSFormatError(f"{location(path, line)}: an item needs an \"id\" (e.g. {{\"id\": \"tt0111161\", \"name\": \"...\"}})")
         item_id = str(record["id"])
         if not ITEM_ID_PATTERN.match(item_id):
-            raise CRSFormatError(f"{path}, line {line}: item id {item_id!r} may hold only letters, digits and _ "
+            raise CRSFormatError(f"{location(path, line)}: item id {item_id!r} may hold only letters, digits and _ "
                                  "(it is written \"@<id>\" in the text); map your ids to such keys")
         if item_id in seen:
-            raise CRSFormatError(f"{path}, line {line}: item id {item_id!r} is listed twice")
+            raise CRSFormatError(f"{location(path, line)}: item id {item_id!r} is listed twice")
         seen.add(item_id)
         name = record.get("name")
         items.append(Item(item_id, str(name) if name else None, str(record.get("entity") or item_id)))
@@ -179,11 +216,11 @@ def read_items(path: Path) -> list[Item]:
 def read_entities(path: Path) -> dict[str, list[str]]:
     """Entity key -> names (the "name" then the "aliases")."""
     entities: dict[str, list[str]] = {}
-    for line, record in _records(path):
+    for line, record in read_json_records(path):
         if isinstance(record, str):
             record = {"id": record}
         if not isinstance(record, dict) or "id" not in record:
-            raise CRSFormatError(f"{path}, line {line}: an entity needs an \"id\"")
+            raise CRSFormatError(f"{location(path, line)}: an entity needs an \"id\"")
         names = ([record["name"]] if record.get("name") else []) + list(record.get("aliases") or [])
         entities[str(record["id"])] = [str(name) for name in names]
     return entities
@@ -202,13 +239,13 @@ def read_triples(path: Path) -> list[tuple[str, str, str, int]]:
                     raise CRSFormatError(f"{path}, line {line}: expected head, relation, tail separated by {'commas' if delimiter == ',' else 'tabs'}, got {len(fields)} fields")
                 triples.append((fields[0].strip(), fields[1].strip(), fields[2].strip(), line))
     else:
-        for line, record in _records(path):
+        for line, record in read_json_records(path):
             if isinstance(record, dict) and {"head", "relation", "tail"} <= set(record):
                 head, relation, tail = record["head"], record["relation"], record["tail"]
             elif isinstance(record, list) and len(record) == 3:
                 head, relation, tail = record
             else:
-                raise CRSFormatError(f"{path}, line {line}: a triple is {{\"head\", \"relation\", \"tail\"}} or [head, relation, tail]")
+                raise CRSFormatError(f"{location(path, line)}: a triple is {{\"head\", \"relation\", \"tail\"}} or [head, relation, tail]")
             triples.append((str(head), str(relation), str(tail), line))
     if not triples:
         raise CRSFormatError(f"{path}: the KG is empty. KGSF's recommender encodes items with an R-GCN over this graph; give at least "
@@ -367,13 +404,35 @@ def build_word_graph(manifest: CRSManifest, data_dir: PathLike = None) -> tuple[
 # ------------------------------------------------------------------------------------------------
 def read_crs_conversations(path: Path) -> list[dict]:
     conversations = []
-    for line, record in _records(path):
+    for line, record in read_json_records(path):
         if not isinstance(record, dict) or not isinstance(record.get("turns"), list):
-            raise CRSFormatError(f"{path}, line {line}: a conversation is {{\"conversation_id\": ..., \"turns\": [...]}}")
+            raise CRSFormatError(f"{location(path, line)}: a conversation is {{\"conversation_id\": ..., \"turns\": [...]}}")
         record.setdefault("conversation_id", f"{path.stem}-{line}")
         record["_line"] = line
         conversations.append(record)
     return conversations
+
+
+ROLES_FIX = "set \"recommender_roles\"/\"seeker_roles\" in dataset.json for other names"
+MAX_WARNINGS = 20  # warnings kept in the statistics (the count is "unknown_movie_ids")
+
+
+def checked_role(role, where: str, roles, fix: str = ROLES_FIX) -> str:
+    """A turn's role, stripped and lower-cased; :class:`CRSFormatError` when it is missing or not in ``roles``."""
+    if not isinstance(role, str) or not role.strip():
+        raise CRSFormatError(f"{where}: the turn has no \"role\" (one of {sorted(roles)}; {fix})")
+    if role.strip().lower() not in roles:
+        raise CRSFormatError(f"{where}: unknown role {role!r} (known: {sorted(roles)}; {fix})")
+    return role.strip().lower()
+
+
+def checked_text(text, where: str, key: str = "text") -> str:
+    """A turn's text: a string, or a list of tokens joined with spaces."""
+    if isinstance(text, list) and all(isinstance(token, str) for token in text):  # pre-tokenised text
+        return " ".join(text)
+    if not isinstance(text, str):
+        raise CRSFormatError(f"{where}: {key!r} must be a string or a list of strings, not {type(text).__name__}")
+    return text
 
 
 @dataclass
@@ -384,6 +443,7 @@ class _TurnReader:
     graph: CRSGraph
     linker: object | None  # the entity linker, None when the manifest turns linking off
     stats: dict
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.recommender_roles = {role.lower() for role in self.manifest.recommender_roles}
@@ -404,32 +464,33 @@ class _TurnReader:
             self.stats["unknown_entities_skipped"] = self.stats.get("unknown_entities_skipped", 0) + 1
         return node
 
+    def _item(self, value, where: str) -> int:
+        if str(value) in self.item_index:
+            return self.item_index[str(value)]
+        node = self.graph.entities.uri_to_entity.get(str(value))
+        if node is not None and node < len(self.graph.item_ids):  # an item's "entity" written where its id belongs
+            item_id = self.graph.item_ids[node]
+            raise CRSFormatError(f"{where}: item {value!r} is the \"entity\" of item {item_id!r} in {self.manifest.items}; "
+                                 f"\"items\" holds item ids: write {item_id!r} (the converters map URIs to ids, docs/CRS_FORMAT.md)")
+        raise CRSFormatError(f"{where}: item id {value!r} is not in {self.manifest.items}")
+
+    def _warn_placeholder(self, token: str, where: str) -> None:
+        self.stats["unknown_movie_ids"] += 1
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(f"{where}: {token!r} is written like an item placeholder but {token[1:]!r} is not an item id of "
+                                 f"{self.manifest.items} (write \"@<item id>\" only for items; otherwise drop the \"@\")")
+
     def turns(self, conversation: dict, path: Path) -> list[dict]:
         merged: list[dict] = []
-        for position, turn in enumerate(conversation["turns"]):
-            where = f"{path}, line {conversation['_line']}, turn {position}"
+        for position, turn in enumerate(conversation["turns"], start=1):
+            where = location(path, conversation["_line"], position)
             if not isinstance(turn, dict):
                 raise CRSFormatError(f"{where}: a turn is {{\"role\": ..., \"text\": ...}}")
-            role = turn.get("role")
-            if not isinstance(role, str) or not role.strip():
-                raise CRSFormatError(f"{where}: the turn has no \"role\" (one of {sorted(self.roles)}; "
-                                     "set \"recommender_roles\"/\"seeker_roles\" in dataset.json for other names)")
-            role = role.strip().lower()
-            if role not in self.roles:
-                raise CRSFormatError(f"{where}: unknown role {turn['role']!r} (known: {sorted(self.roles)}; "
-                                     "set \"recommender_roles\"/\"seeker_roles\" in dataset.json)")
-            text = turn.get("text", "")
-            if isinstance(text, list):  # pre-tokenised text
-                text = " ".join(map(str, text))
-            if not isinstance(text, str):
-                raise CRSFormatError(f"{where}: \"text\" must be a string")
+            role = checked_role(turn.get("role"), where, self.roles)
+            text = checked_text(turn.get("text", ""), where)
             self.stats["messages"] += 1
             tokens = word_tokenize(text)
-            items = []
-            for value in turn.get("items") or []:
-                if str(value) not in self.item_index:
-                    raise CRSFormatError(f"{where}: item id {value!r} is not in {self.manifest.items}")
-                items.append(self.item_index[str(value)])
+            items = [self._item(value, where) for value in turn.get("items") or []]
             for token in tokens:
                 placeholder = _PLACEHOLDER.match(token)
                 if placeholder:
@@ -437,7 +498,7 @@ class _TurnReader:
                         items.append(self.item_index[placeholder.group(1)])
                         self.stats["mentions"]["movie_id"] += 1
                     else:
-                        self.stats["unknown_movie_ids"] += 1
+                        self._warn_placeholder(token, where)
             entities = [node for node in (self._entity(value, where) for value in turn.get("entities") or []) if node is not None]
             if self.linker is not None:
                 mentions = self.linker.link(tokens)
@@ -523,6 +584,9 @@ def load_crs_dataset(
                                  f"example (recommender roles: {sorted(reader.recommender_roles)})")
     statistics["vocabulary"] = {"size": len(vocab), "from_base_tokenizer": len(base_vocab) if base_vocab else 0,
                                 "kg_words": int(kg_word_vocab_mask.sum()), "item_tokens": int(item_token_vocab_mask.sum())}
+    warnings = [warning for split in SPLITS for warning in split_stats[split][1].warnings]
+    if warnings:  # "@" tokens that are not items (their count per split is "unknown_movie_ids")
+        statistics["warnings"] = warnings[:MAX_WARNINGS]
     return resources, DatasetDict(splits), statistics
 
 
@@ -543,7 +607,13 @@ def main(argv: list[str] | None = None) -> int:
     except CRSFormatError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    warnings = statistics.pop("warnings", [])
     print(json.dumps(statistics, indent=2))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    unknown = sum(statistics[split]["unknown_movie_ids"] for split in SPLITS)
+    if unknown > len(warnings):
+        print(f"warning: {unknown - len(warnings)} more \"@\" tokens are not item ids (\"unknown_movie_ids\" per split)", file=sys.stderr)
     return 0
 
 
