@@ -1,0 +1,361 @@
+"""Does the pipeline understand what people type? Writes ``docs/results/understanding.json``.
+
+    python benchmarks/bench_understanding.py runs/quick/recommender/best [--data-dir DIR] [--out FILE]
+
+Measures, on a trained folder (any stage's ``best/``):
+
+* **linking**, the dictionary linker alone (``chat_rules=False``, "before") against the chat rules
+  (default, "after"): precision / recall on the per-turn ``entity`` / ``item`` annotations of
+  ``wxl1999-CFCRS/data/redial/valid_data.jsonl`` (ReDial *train* conversations, used only to
+  measure: the first half was looked at while writing the rules, the second half is reported as
+  held out), and on the official test messages with every ``@movieId`` replaced by its title,
+  as written and perturbed (lower case, year dropped, one typo, all three);
+* **KG-consistency@10**: for every director / actor with >= 3 items and every genre with >= 10,
+  the request "Can you suggest something by <name>?" / "Something with <name> please" / "I love
+  <genre> movies" -> the share of the top 10 joined to that entity in the graph, divided by
+  ``min(10, its items)`` (the attainable share; the raw share over 10 is given too);
+* **love / hate**: "I love <genre> movies" vs "I hate <genre> movies, something else": the share
+  of that genre's items in the top 10;
+* **official recall@1/10/50** on the test split (rows of ``datasets_scripts.redial.load_redial``),
+  without and with the ranking term, and on the validation split for the weight sweep (the
+  defaults were chosen on validation and on the synthetic requests only, never on test).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from modeling_kgsf import ConversationalRecommender
+from modeling_kgsf import preferences_kgsf as prefs
+from modeling_kgsf.linking_kgsf import EntityLinker, name_from_uri
+
+ROOT = Path(__file__).resolve().parents[1]
+ANNOTATED = "wxl1999-CFCRS/data/redial/valid_data.jsonl"
+WEIGHTS = (0.0, 2.0, 4.0, 8.0, 12.0)
+_MOVIE = re.compile(r"@(\d+)")
+_YEAR_SUFFIX = re.compile(r"\s*\(\s*\d{4}\s*\)\s*$")
+
+
+# ------------------------------------------------------------------------------------------ linking
+def _prf(tp: int, predicted: int, gold: int) -> dict:
+    return {"precision": round(tp / max(1, predicted), 4), "recall": round(tp / max(1, gold), 4), "tp": tp, "predicted": predicted, "gold": gold}
+
+
+def annotated_linking(linker: EntityLinker, tokenizer, path: Path) -> dict:
+    """P/R of the text mentions (everything but ``@movieId``) against the annotations: gold = the
+    annotated entity and item names that the index knows, minus the items written as ``@movieId``."""
+    conversations = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    halves = {"looked_at": conversations[: len(conversations) // 2], "held_out": conversations[len(conversations) // 2 :]}
+    result = {}
+    for half, convs in halves.items():
+        tp = predicted = gold_count = unknown = 0
+        for conversation in convs:
+            for message in conversation["messages"]:
+                names = list(message.get("entity", [])) + list(message.get("item", []))
+                gold = set()
+                for name in names:
+                    found = None
+                    for variant in (name, _YEAR_SUFFIX.sub("", name)):
+                        found = linker.names.get(tuple(t.lower() for t in tokenizer.tokenize(variant)))
+                        if found:
+                            break
+                    if found:
+                        gold.add(found[0])
+                    else:
+                        unknown += 1
+                tokens = tokenizer.tokenize(message["text"])
+                mentions = linker.link(tokens)
+                by_id = {m.entity_id for m in mentions if m.kind == "movie_id"}
+                gold -= by_id
+                text_mentions = {m.entity_id for m in mentions if m.kind != "movie_id"}
+                tp += len(text_mentions & gold)
+                predicted += len(text_mentions)
+                gold_count += len(gold)
+        result[half] = {**_prf(tp, predicted, gold_count), "annotated_names_unknown_to_the_index": unknown}
+    return result
+
+
+def _typo(title: str, rng: random.Random) -> str:
+    words = title.split(" ")
+    candidates = [i for i, w in enumerate(words) if w.isalpha() and len(w) >= 5]
+    if not candidates:
+        return title
+    index = rng.choice(candidates)
+    word = words[index]
+    position = rng.randrange(1, len(word))
+    letter = rng.choice([c for c in "abcdefghijklmnopqrstuvwxyz" if c != word[position].lower()])
+    words[index] = word[:position] + letter + word[position + 1 :]
+    return " ".join(words)
+
+
+PERTURBATIONS = {
+    "as_written": lambda t, rng: t,
+    "lowercase": lambda t, rng: t.lower(),
+    "no_year": lambda t, rng: _YEAR_SUFFIX.sub("", t),
+    "one_typo": lambda t, rng: _typo(t, rng),
+    "all_three": lambda t, rng: _typo(_YEAR_SUFFIX.sub("", t).lower(), rng),
+}
+
+
+def perturbed_linking(linker: EntityLinker, tokenizer, conversations: list[dict], entities, max_messages: int) -> dict:
+    """Test messages with each ``@movieId`` written as its title (perturbed): recall = titles whose
+    movie is linked; precision = linked title/entity mentions that are one of the message's movies."""
+    messages = [m["text"] for c in conversations for m in c["messages"] if _MOVIE.search(m.get("text") or "")][:max_messages]
+    titles = entities.movie_id_to_title
+    result = {}
+    for name, perturb in PERTURBATIONS.items():
+        rng = random.Random(0)
+        tp = predicted = gold_count = 0
+        for text in messages:
+            gold = set()
+
+            def replace(match):
+                movie_id = match.group(1)
+                entity, title = linker.movie_entity(movie_id), titles.get(movie_id)
+                if entity is None or not title:
+                    return match.group(0)
+                gold.add(entity)
+                return perturb(" ".join(title.split()), rng)
+
+            rewritten = _MOVIE.sub(replace, text)
+            mentions = [m for m in linker.link(tokenizer.tokenize(rewritten)) if m.kind != "movie_id"]
+            linked = {m.entity_id for m in mentions}
+            tp += len(linked & gold)
+            predicted += len(linked)
+            gold_count += len(gold)
+        result[name] = _prf(tp, predicted, gold_count)
+    return {"messages": len(messages), **result}
+
+
+def linking_speed(linker: EntityLinker, tokenizer, conversations: list[dict], limit: int = 5000) -> float:
+    token_lists = [tokenizer.tokenize(m["text"]) for c in conversations for m in c["messages"] if m.get("text")][:limit]
+    start = time.perf_counter()
+    for tokens in token_lists:
+        linker.link(tokens)
+    return round((time.perf_counter() - start) / len(token_lists) * 1000, 4)
+
+
+# ------------------------------------------------------------------------------------------ ranking
+class Scorer:
+    """Model logits for many processed rows (batched), and the pipeline's ranking on top of them."""
+
+    def __init__(self, crs: ConversationalRecommender, batch_size: int = 64):
+        self.crs, self.batch_size = crs, batch_size
+        kgsf = crs.model.kgsf
+        self.proximity = prefs.GraphProximity.from_graph(kgsf.dbpedia_edge_index, kgsf.dbpedia_edge_type, kgsf.item_entity_ids, crs.model.config.n_entity)
+
+    def logits(self, rows: list[dict]) -> torch.Tensor:
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(rows), self.batch_size):
+                collated = self.crs.collator(rows[start : start + self.batch_size])
+                batch = {key: collated[key] for key in ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask",
+                                                        "context_word_ids", "context_word_mask")}
+                out.append(self.crs.model(**batch, task="rec").rec_logits.float())
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def requests(self, texts: list[str]) -> tuple[list[dict], list[set[int]], torch.Tensor]:
+        """Rows (rejected entities removed, as the pipeline does), rejected sets and logits."""
+        crs = self.crs
+        rows, rejected_sets = [], []
+        for text in texts:
+            row = crs.context_row([text])
+            rejected, words = prefs.rejected_in_turns([("seeker", text)], crs.resources.tokenizer, crs.resources.linker)
+            if rejected:
+                concepts = {c for c in map(crs.resources.concept_id, words) if c is not None}
+                row = {**prefs.without_rejected(row, rejected, concepts), "mentioned_items": row["context_items"]}
+            rows.append(row)
+            rejected_sets.append(rejected)
+        return rows, rejected_sets, self.logits(rows)
+
+    def top(self, logits: torch.Tensor, row: dict, rejected: set[int], weight: float, negative_weight: float, k: int = 10) -> list[int]:
+        ranking = prefs.adjust_scores(logits, self.proximity, row["context_entities"], rejected, weight, negative_weight)
+        index = self.crs.item_index_of_entity
+        mentioned = [index[e] for e in row.get("mentioned_items", row["context_items"]) if e in index]
+        ranking[mentioned] = float("-inf")
+        return torch.topk(ranking, k).indices.tolist()
+
+
+def kg_consistency(scorer: Scorer, crs, relation: str, template: str, min_items: int, max_entities: int, weights) -> dict:
+    names = crs.resources.relation_names
+    relation_ids = {i for i, n in enumerate(names) if n == relation}
+    if not relation_ids:
+        return {"available": False}
+    kgsf = crs.model.kgsf
+    by_relation = prefs.GraphProximity.from_graph(kgsf.dbpedia_edge_index, kgsf.dbpedia_edge_type, kgsf.item_entity_ids,
+                                                  crs.model.config.n_entity, relations=relation_ids)
+    uris = crs.resources.entities.entity_to_uri
+    chosen = []
+    for entity in range(len(uris)):
+        if by_relation.is_item(entity) or len(by_relation.items_of(entity)) < min_items:
+            continue
+        parsed = name_from_uri(uris[entity])
+        if parsed is None:
+            continue
+        name = parsed[0]
+        if relation == "genre":
+            name = re.sub(r"\s+films?$", "", name, flags=re.I).lower()
+        chosen.append((entity, name))
+    random.Random(0).shuffle(chosen)
+    chosen = chosen[:max_entities]
+    rows, rejected, logits = scorer.requests([template.format(name=name) for _, name in chosen])
+    result = {"entities": len(chosen), "min_items": min_items, "template": template,
+              "linked": round(sum(e in row["context_entities"] for (e, _), row in zip(chosen, rows)) / max(1, len(chosen)), 4)}
+    for weight in weights:
+        consistency, raw = [], []
+        for (entity, _), row, rej, logit in zip(chosen, rows, rejected, logits):
+            items = set(scorer.proximity.items_of(entity).tolist())
+            top = scorer.top(logit, row, rej, weight, prefs.DEFAULT_NEGATIVE_WEIGHT)
+            hits = sum(i in items for i in top)
+            consistency.append(hits / min(10, len(items)))
+            raw.append(hits / 10)
+        result[f"weight={weight:g}"] = {"kg_consistency@10": round(sum(consistency) / max(1, len(consistency)), 4),
+                                        "raw_share@10": round(sum(raw) / max(1, len(raw)), 4)}
+    return result
+
+
+GENRE_WORDS = ("horror", "comedy", "romance", "action", "thriller", "drama", "animation", "documentary", "science fiction",
+               "fantasy", "western", "musical", "crime", "mystery", "adventure", "romantic comedy", "superhero", "war")
+
+
+def love_hate(scorer: Scorer, crs, weight: float, negative_weight: float) -> dict:
+    """"I love <genre> movies" vs "I hate <genre> movies, something else". The item graph joins
+    no film to its genre (its ``genre`` relation reaches 97 items, soundtracks and series), so a
+    genre's items are taken as the top 10 of the "love" request without any ranking term (the
+    model's own reading of the genre): the share of those in each list."""
+    out = {"genres": list(GENRE_WORDS)}
+    love_rows = [crs.context_row([f"I love {g} movies"]) for g in GENRE_WORDS]
+    love_logits = scorer.logits(love_rows)
+    reference = [set(scorer.top(l, r, set(), 0.0, 0.0)) for r, l in zip(love_rows, love_logits)]
+    texts = {"love": [f"I love {g} movies" for g in GENRE_WORDS], "hate": [f"I hate {g} movies, something else" for g in GENRE_WORDS]}
+    for label, batch in texts.items():
+        for setting, negation in (("before", False), ("after", True)):
+            if negation:
+                rows, rejected, logits = scorer.requests(batch)
+                w, nw = weight, negative_weight
+            else:
+                rows = [crs.context_row([t]) for t in batch]
+                rejected, logits, w, nw = [set() for _ in batch], scorer.logits(rows), 0.0, 0.0
+            shares = [len(set(scorer.top(l, r, rej, w, nw)) & ref) / 10 for r, rej, l, ref in zip(rows, rejected, logits, reference)]
+            out[f"{label}_{setting}"] = {"genre_share@10": round(sum(shares) / len(shares), 4),
+                                         "rows_with_rejections": sum(bool(r) for r in rejected)}
+    return out
+
+
+def official_recall(scorer: Scorer, split_rows, weights, negation: bool) -> dict:
+    """Recall@1/10/50 over (turn, target item) pairs, all items ranked (the official protocol), for
+    each proximity weight; with ``negation`` every context turn is read as the seeker's."""
+    crs = scorer.crs
+    rows = [dict(row) for row in split_rows if row["target_items"]]
+    rejected_sets = []
+    for row in rows:
+        rejected = set()
+        if negation:
+            turns, current = [], []
+            for token in row["context_tokens"] + ["_split_"]:
+                if token == "_split_":
+                    if current:
+                        turns.append(("seeker", " ".join(current)))
+                    current = []
+                else:
+                    current.append(token)
+            rejected, words = prefs.rejected_in_turns(turns, crs.resources.tokenizer, crs.resources.linker)
+            rejected &= set(row["context_entities"])
+            if rejected:
+                concepts = {c for c in map(crs.resources.concept_id, words) if c is not None}
+                row.update(prefs.without_rejected(row, rejected, concepts))
+        rejected_sets.append(rejected)
+    logits = scorer.logits(rows)
+    index = crs.item_index_of_entity
+    result = {"rows": len(rows), "pairs": sum(len(r["target_items"]) for r in rows), "rows_with_rejections": sum(bool(r) for r in rejected_sets)}
+    for weight in weights:
+        hits = {1: 0, 10: 0, 50: 0}
+        pairs = 0
+        for row, rejected, logit in zip(rows, rejected_sets, logits):
+            ranking = prefs.adjust_scores(logit, scorer.proximity, row["context_entities"], rejected, weight, prefs.DEFAULT_NEGATIVE_WEIGHT if negation else 0.0)
+            top = torch.topk(ranking, 50).indices.tolist()
+            for target in row["target_items"]:
+                pairs += 1
+                position = top.index(index[target]) if index.get(target) in top else 99
+                for k in hits:
+                    hits[k] += position < k
+        result[f"weight={weight:g}"] = {f"recall@{k}": round(v / max(1, pairs), 4) for k, v in hits.items()}
+    return result
+
+
+# ------------------------------------------------------------------------------------------ main
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "understanding.json"))
+    parser.add_argument("--max-entities", type=int, default=300, help="directors / actors sampled per relation")
+    parser.add_argument("--max-messages", type=int, default=20000)
+    parser.add_argument("--skip-recall", action="store_true")
+    args = parser.parse_args(argv)
+
+    from datasets_scripts import paths
+    from datasets_scripts.redial import load_redial, read_conversations
+
+    root = paths.resolve_data_dir(args.data_dir)
+    results: dict = {"folder": args.folder, "defaults": {"proximity_weight": prefs.DEFAULT_PROXIMITY_WEIGHT,
+                                                        "negative_weight": prefs.DEFAULT_NEGATIVE_WEIGHT,
+                                                        "negation_window": prefs.DEFAULT_NEGATION_WINDOW}}
+    start = time.perf_counter()
+    crs = ConversationalRecommender.from_pretrained(args.folder)
+    results["load_seconds"] = round(time.perf_counter() - start, 2)
+    linker, tokenizer = crs.resources.linker, crs.resources.tokenizer
+    index = linker.to_dict()
+    start = time.perf_counter()
+    EntityLinker.from_dict(json.loads(json.dumps(index)))
+    results["linker_from_dict_seconds"] = round(time.perf_counter() - start, 3)
+    before = EntityLinker.from_dict(index, chat_rules=False, fuzzy=False)
+    after = EntityLinker.from_dict(index)
+    test_conversations = read_conversations(paths.data_file(paths.TEST_FILE, root))
+
+    linking = {"linker_options": index["options"]}
+    for label, current in (("before", before), ("after", after)):
+        print(f"linking ({label})", file=sys.stderr)
+        linking[label] = {
+            "ms_per_message": linking_speed(current, tokenizer, test_conversations),
+            "annotated_turns": annotated_linking(current, tokenizer, root / ANNOTATED),
+            "perturbed_test_messages": perturbed_linking(current, tokenizer, test_conversations, crs.resources.entities, args.max_messages),
+        }
+    results["linking"] = linking
+
+    scorer = Scorer(crs)
+    print("kg consistency", file=sys.stderr)
+    results["kg_consistency"] = {
+        "director": kg_consistency(scorer, crs, "director", "Can you suggest something by {name}?", 3, args.max_entities, WEIGHTS),
+        "starring": kg_consistency(scorer, crs, "starring", "Something with {name} please", 3, args.max_entities, WEIGHTS),
+        "genre": kg_consistency(scorer, crs, "genre", "I love {name} movies", 10, args.max_entities, WEIGHTS),
+    }
+    print("love / hate", file=sys.stderr)
+    results["love_hate"] = love_hate(scorer, crs, prefs.DEFAULT_PROXIMITY_WEIGHT, prefs.DEFAULT_NEGATIVE_WEIGHT)
+
+    if not args.skip_recall:
+        print("official recall", file=sys.stderr)
+        dataset = load_redial(root)
+        results["official_recall"] = {
+            "protocol": "recall@k over (turn, target item) pairs, all items ranked, mentioned items not removed",
+            "validation_weight_sweep": official_recall(scorer, dataset["validation"], WEIGHTS, negation=False),
+            "validation_with_negation": official_recall(scorer, dataset["validation"], (prefs.DEFAULT_PROXIMITY_WEIGHT,), negation=True),
+            "test": official_recall(scorer, dataset["test"], (0.0, prefs.DEFAULT_PROXIMITY_WEIGHT), negation=False),
+            "test_with_negation": official_recall(scorer, dataset["test"], (prefs.DEFAULT_PROXIMITY_WEIGHT,), negation=True),
+        }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

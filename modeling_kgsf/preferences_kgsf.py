@@ -1,0 +1,231 @@
+"""What the seeker rejects, and the item graph's say in the ranking.
+
+Two pieces the pipeline (:meth:`modeling_kgsf.ConversationalRecommender.recommend`) mixes into the
+recommender's scores, both plain functions of tokens, linked mentions and the item graph (no
+model weights, nothing trained):
+
+* :func:`rejected_entities`: the entities the seeker turns reject ("I hate horror", "not X",
+  "no horror", "seen it, didn't like it", "X was boring"), by rules over the tokens of each turn
+  (see :func:`negated_mentions`). The latest statement about an entity wins.
+* :class:`GraphProximity`: for entities of the context that are not items (actors, directors,
+  genres...), the items joined to them by one edge of the item graph. The pipeline ranks by
+  ``log_softmax(logits) + proximity_weight * boost - negative_weight * penalty`` where ``boost``
+  is the share of the liked non-item context entities an item is joined to, and ``penalty`` is 1
+  for the items joined to a rejected non-item entity.
+
+Defaults (:data:`DEFAULT_PROXIMITY_WEIGHT`, :data:`DEFAULT_NEGATIVE_WEIGHT`,
+:data:`DEFAULT_NEGATION_WINDOW`) were chosen on the validation split and on synthetic requests
+built from the graph (``benchmarks/bench_understanding.py``), never on the test split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+DEFAULT_PROXIMITY_WEIGHT = 8.0  # nats added to an item joined to every liked non-item context entity
+DEFAULT_NEGATIVE_WEIGHT = 20.0  # nats removed from an item joined to a rejected entity (about: excluded)
+DEFAULT_NEGATION_WINDOW = 6  # tokens a negative cue reaches forward, within its clause
+
+# A cue before a mention ("I hate horror", "not Adam Sandler", "no horror", "don't like horror").
+NEGATIVE_CUES = frozenset(
+    "hate hated hates hating dislike disliked dislikes not no never n't without except avoid detest detested "
+    "loathe loathed nothing none neither nor".split()
+)
+# After a negator these words make a fact, not a rejection ("I haven't seen Up", "never heard of it").
+NEUTRAL_AFTER_NEGATOR = frozenset("seen see saw watched watch heard read sure know knew".split())
+# A liking verb not preceded by a negator ends the negation ("not horror, I like comedy").
+POSITIVE_CUES = frozenset("like likes liked love loves loved want wanted enjoy enjoyed prefer adore something".split())
+# A judgement after a mention ("Up was boring", "Cats is awful", "seen it, didn't like it").
+NEGATIVE_AFTER = frozenset(
+    "boring awful terrible horrible bad worst sucked sucks overrated meh disliked hated stupid lame dumb".split()
+)
+CLAUSE_ENDS = frozenset({".", "!", "?", ";", "_split_", "but", "however", "though", "although", "instead", "rather"})
+REFERRING = frozenset({"it", "that", "this", "one", "them", "those"})
+_NEGATORS = frozenset({"not", "n't", "never", "no"})
+
+
+def _clauses(tokens: list[str]) -> list[tuple[int, int]]:
+    bounds, start = [], 0
+    for position, token in enumerate(tokens):
+        if token.lower() in CLAUSE_ENDS:
+            bounds.append((start, position))
+            start = position + 1
+    bounds.append((start, len(tokens)))
+    return [(a, b) for a, b in bounds if b > a]
+
+
+def _negated_after(lowered: list[str], start: int, end: int) -> bool:
+    """A negative judgement in ``lowered[start:end]``: a :data:`NEGATIVE_AFTER` word, or a negator
+    followed by a liking verb ("didn't like", "not a fan", "not for me")."""
+    for position in range(start, end):
+        word = lowered[position]
+        if word in NEGATIVE_AFTER:
+            return True
+        if word in _NEGATORS:
+            following = lowered[position + 1 : min(end, position + 4)]
+            if any(w in POSITIVE_CUES or w in ("fan", "for", "into", "good", "great", "my") for w in following):
+                return True
+    return False
+
+
+def negated_mentions(tokens: list[str], mentions, window: int = DEFAULT_NEGATION_WINDOW) -> tuple[list, bool]:
+    """``(negated, rejects_reference)`` for one seeker turn.
+
+    ``negated``: the mentions (objects with ``span`` and ``entity_id``, e.g. linker
+    :class:`~modeling_kgsf.linking_kgsf.Mention`) the turn rejects: a :data:`NEGATIVE_CUES` word at
+    most ``window`` tokens before the mention in its clause (clauses end at ``.``, ``!``, ``?``,
+    ``;``, ``but``...), unless the negator is about having seen it ("haven't seen X") or a liking
+    verb comes in between ("no, I like X"); or a negative judgement after the mention in its
+    clause ("X was boring", "X, didn't like it").
+    ``rejects_reference``: the turn names nothing but rejects "it"/"that (one)" ("seen it, didn't
+    like it"): the caller applies it to the items of the previous turn.
+    """
+    lowered = [token.lower() for token in tokens]
+    negated = []
+    clauses = _clauses(lowered)
+    for start, end in clauses:
+        inside = [m for m in mentions if start <= m.span[0] < end]
+        active_until = -1
+        cursor = start
+        inside = sorted(inside, key=lambda m: m.span[0])
+        for index, mention in enumerate(inside):
+            stop = inside[index + 1].span[0] if index + 1 < len(inside) else end
+            for position in range(cursor, mention.span[0]):
+                word = lowered[position]
+                if word in NEGATIVE_CUES:
+                    following = lowered[position + 1 : position + 3]
+                    if not any(w in NEUTRAL_AFTER_NEGATOR for w in following):
+                        active_until = position + window
+                elif word in POSITIVE_CUES and not any(w in _NEGATORS for w in lowered[max(start, position - 2) : position]):
+                    active_until = -1
+            cursor = mention.span[1]
+            if mention.span[0] <= active_until or _negated_after(lowered, mention.span[1], stop):
+                negated.append(mention)
+    rejects_reference = not mentions and any(
+        _negated_after(lowered, start, end) and any(w in REFERRING for w in lowered[start:end]) for start, end in clauses
+    )
+    return negated, rejects_reference
+
+
+def rejected_entities(turns, window: int = DEFAULT_NEGATION_WINDOW) -> set[int]:
+    """Entity ids the seeker rejects over a conversation.
+
+    ``turns``: ``(is_seeker, tokens, mentions)`` per turn, in order. An entity counts as rejected
+    when the latest seeker statement about it is negative; a referring rejection ("didn't like
+    it") applies to the items (``kind`` "movie_id"/"title") of the turn before.
+    """
+    status: dict[int, bool] = {}
+    previous_items: list[int] = []
+    for is_seeker, tokens, mentions in turns:
+        if is_seeker:
+            negated, rejects_reference = negated_mentions(tokens, mentions, window)
+            negated_ids = {m.entity_id for m in negated}
+            for mention in mentions:
+                status[mention.entity_id] = mention.entity_id in negated_ids
+            if rejects_reference:
+                for entity in previous_items:
+                    status[entity] = True
+        previous_items = [m.entity_id for m in mentions if getattr(m, "kind", "title") in ("movie_id", "title")]
+    return {entity for entity, rejected in status.items() if rejected}
+
+
+@dataclass
+class GraphProximity:
+    """Items one edge away from each entity of the item graph (self-loops dropped), as CSR arrays.
+
+    ``edge_index`` / ``edge_type``: the model's ``dbpedia_edge_index`` / ``dbpedia_edge_type``
+    buffers (both directions present); ``item_entity_ids``: the model's item list (item index =
+    position). ``relations``: relation ids to use (None: all).
+    """
+
+    indptr: np.ndarray
+    item_indices: np.ndarray
+    n_item: int
+    item_index_of_entity: np.ndarray
+
+    @classmethod
+    def from_graph(cls, edge_index: torch.Tensor, edge_type: torch.Tensor, item_entity_ids, num_nodes: int,
+                   relations: set[int] | None = None) -> "GraphProximity":
+        source, target = (t.cpu().numpy().astype(np.int64) for t in (edge_index[0], edge_index[1]))
+        types = edge_type.cpu().numpy()
+        items = np.asarray(item_entity_ids.tolist() if torch.is_tensor(item_entity_ids) else list(item_entity_ids), dtype=np.int64)
+        item_index = np.full(num_nodes, -1, dtype=np.int64)
+        item_index[items] = np.arange(len(items))
+        keep = (source != target) & (item_index[target] >= 0)
+        if relations is not None:
+            keep &= np.isin(types, sorted(relations))
+        pairs = np.unique(np.stack([source[keep], item_index[target[keep]]], axis=1), axis=0)
+        indptr = np.searchsorted(pairs[:, 0], np.arange(num_nodes + 1)) if len(pairs) else np.zeros(num_nodes + 1, dtype=np.int64)
+        return cls(indptr, pairs[:, 1].copy() if len(pairs) else np.zeros(0, dtype=np.int64), len(items), item_index)
+
+    def items_of(self, entity: int) -> np.ndarray:
+        """Item indices joined to ``entity`` by one edge."""
+        if not 0 <= entity < len(self.indptr) - 1:
+            return np.zeros(0, dtype=np.int64)
+        return self.item_indices[self.indptr[entity] : self.indptr[entity + 1]]
+
+    def is_item(self, entity: int) -> bool:
+        return 0 <= entity < len(self.item_index_of_entity) and self.item_index_of_entity[entity] >= 0
+
+    def boost(self, entities) -> torch.Tensor:
+        """(n_item,) share of the non-item ``entities`` (those with at least one item neighbour)
+        each item is joined to; zeros when there are none."""
+        scores = np.zeros(self.n_item, dtype=np.float32)
+        counted = 0
+        for entity in dict.fromkeys(entities):
+            if self.is_item(entity):
+                continue
+            neighbours = self.items_of(entity)
+            if len(neighbours):
+                scores[neighbours] += 1.0
+                counted += 1
+        return torch.from_numpy(scores / max(1, counted))
+
+    def penalty(self, entities) -> torch.Tensor:
+        """(n_item,) 1 for the items joined to any non-item entity of ``entities``, else 0."""
+        scores = np.zeros(self.n_item, dtype=np.float32)
+        for entity in entities:
+            if not self.is_item(entity):
+                scores[self.items_of(entity)] = 1.0
+        return torch.from_numpy(scores)
+
+
+def adjust_scores(logits: torch.Tensor, proximity: GraphProximity, liked_entities, rejected: set[int] = frozenset(),
+                  proximity_weight: float = DEFAULT_PROXIMITY_WEIGHT, negative_weight: float = DEFAULT_NEGATIVE_WEIGHT) -> torch.Tensor:
+    """Ranking scores for one context: ``log_softmax(logits) + proximity_weight * boost(liked)
+    - negative_weight * penalty(rejected)`` (the same order as ``logits`` when nothing applies).
+    Rejected items themselves are not touched here (the pipeline leaves mentioned items out)."""
+    ranking = torch.log_softmax(logits.float(), dim=-1)
+    liked = [e for e in liked_entities if e not in rejected]
+    if proximity_weight and liked:
+        ranking = ranking + proximity_weight * proximity.boost(liked).to(ranking.device)
+    if negative_weight and rejected:
+        ranking = ranking - negative_weight * proximity.penalty(rejected).to(ranking.device)
+    return ranking
+
+
+def rejected_in_turns(turns, tokenizer, linker, window: int = DEFAULT_NEGATION_WINDOW) -> tuple[set[int], set[str]]:
+    """``(rejected entity ids, lower-cased words of the rejected mentions)`` of ``(role, text)``
+    turns (roles ``seeker`` / ``recommender``), tokenised and linked as the processing does."""
+    linked = []
+    words: dict[int, set[str]] = {}
+    for role, text in turns:
+        tokens = tokenizer.tokenize(text)
+        mentions = linker.link(tokens)
+        linked.append((role == "seeker", tokens, mentions))
+        for mention in mentions:
+            words.setdefault(mention.entity_id, set()).update(t.lower() for t in tokens[mention.span[0] : mention.span[1]])
+    rejected = rejected_entities(linked, window)
+    return rejected, {word for entity in rejected for word in words.get(entity, ())}
+
+
+def without_rejected(row: dict, rejected: set[int], rejected_concepts: set[int] = frozenset()) -> dict:
+    """A copy of a processed row without the rejected entities (and their concept words), so that
+    the recommender does not read "I hate horror" as a wish for horror."""
+    row = dict(row)
+    row["context_entities"] = [e for e in row["context_entities"] if e not in rejected]
+    row["context_items"] = [e for e in row["context_items"] if e not in rejected]
+    row["context_words"] = [c for c in row["context_words"] if c not in rejected_concepts]
+    return row
