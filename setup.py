@@ -20,6 +20,7 @@ install_requires = [
     "pyarrow>=14",
     "nltk>=3.8",
     "gensim>=4.3",
+    "scipy>=1.10",
     "tqdm>=4.60",
 ]
 
@@ -37,7 +38,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["modeling_kgsf", "modeling_kgsf.*", "datasets_scripts", "datasets_scripts.*"]),
-    package_data={"modeling_kgsf": ["*.json"]},
+    # the evaluate modules are folders of plain scripts loaded by path (modeling_kgsf.metrics.load_metric)
+    package_data={"modeling_kgsf": ["*.json"], "modeling_kgsf.metrics": ["*/*.py"]},
     install_requires=install_requires,
     entry_points={"console_scripts": ["kgsf=modeling_kgsf.cli:main"]},
     extras_require=extras_require,

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from modeling_kgsf.processing_kgsf import DBpediaEntities  # noqa: F401  (the entity table travels with the processor)
+
 from . import paths
 
 N_ENTITY = 64362  # KGSF entity ids 0..64361
@@ -31,30 +33,6 @@ NAMING_MIN_AGREEMENT = 0.5  # ...whose majority name covers at least this share 
 
 
 PathLike = str | os.PathLike | None
-
-
-@dataclass
-class DBpediaEntities:
-    """KGSF's DBpedia entity id space and the ReDial movies in it."""
-
-    uri_to_entity: dict[str, int]  # key: DBpedia URI ("<http://dbpedia.org/resource/X>") or, for unlinked movies, the movieId
-    entity_to_uri: list[str]  # entity id -> URI (or movieId string)
-    item_entity_ids: list[int]  # sorted movie entity ids; item index = position
-    movie_id_to_entity: dict[str, int]  # ReDial movieId (str) -> entity id
-    movie_id_to_title: dict[str, str]  # ReDial movieId (str) -> "Title (year)"
-    movie_id_to_mentions: dict[str, int] = field(default_factory=dict)  # nbMentions in ReDial
-    # Extra names for linking, entity id -> names (the generic CRS format's entity names/aliases;
-    # DBpedia URIs are named from the URI itself, see entity_linker.name_from_uri).
-    entity_names: dict[int, list[str]] = field(default_factory=dict)
-
-    @property
-    def num_entities(self) -> int:
-        return len(self.entity_to_uri)
-
-    @property
-    def item_index_of_entity(self) -> dict[int, int]:
-        """Entity id -> item index (position in ``item_entity_ids``)."""
-        return {entity: index for index, entity in enumerate(self.item_entity_ids)}
 
 
 @dataclass

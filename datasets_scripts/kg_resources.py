@@ -1,19 +1,15 @@
-"""What a saved model folder needs, besides the weights, to link free text and explain recommendations.
+"""Write a model folder's processor files from the data: ``kg_resources.json`` (linking and explanation
+data), ``entity_linker.json`` (the built linker index) and ``processor_config.json``.
 
-``kg_resources.json`` (plain JSON, no pickles) holds: the DBpedia entity URIs (entity id ->
-URI), the item list, the ReDial movies (movieId -> entity id, title, mention count), the concept
-vocabulary, the stopwords, the entities the linker matches in lower case (genres), the names
-of the item graph's relations (model relation id -> DBpedia property or null), and the names of
-entities not named by a DBpedia URI (``entity_names``: entity id -> names, from datasets in the
-generic CRS format, whose items play the movies' part: item id -> node, name). Every training
-stage writes it next to the weights (``examples/common.py``), so a folder is self-contained: the
-pipeline (:mod:`modeling_kgsf.pipeline_kgsf`) rebuilds the entity linker from it and never reads
-``../shared/data``.
+The processor itself (:class:`modeling_kgsf.processing_kgsf.KGSFProcessor`) lives in the model
+package so that a folder is self-contained: the pipeline loads it from the folder and never reads
+``../shared/data``. This module is the data side: it builds the processor from the loaded data
+(:func:`redial.load_resources` or :func:`crs_format.load_crs_dataset` resources) and saves it.
+Every training stage calls :func:`save_kg_resources` next to the weights.
 
-* :func:`save_kg_resources(resources, folder)` writes the file from :func:`redial.load_resources`'s
-  resources; :func:`load_kg_resources(folder, tokenizer)` reads it back as :class:`InferenceResources`
-  (what :func:`redial.context_row` needs, plus relation names).
-* Folders saved before the file existed get it with::
+* :func:`save_kg_resources(resources, folder)` writes the files; :func:`load_kg_resources(folder)`
+  returns the folder's :class:`KGSFProcessor`.
+* Folders saved before these files existed get them with::
 
       python -m datasets_scripts.kg_resources --data-dir ../shared/data FOLDER [FOLDER ...]
 
@@ -25,103 +21,25 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import kg
-from .entity_linker import EntityLinker
-from .redial import ConceptLookup, build_linker, genre_entities, load_resources
+from modeling_kgsf.processing_kgsf import ADD_RESOURCES_COMMAND as ADD_COMMAND  # noqa: F401
+from modeling_kgsf.processing_kgsf import KG_RESOURCES_FILE, KGSFProcessor
 
-KG_RESOURCES_FILE = "kg_resources.json"
-FORMAT = "kgsf-kg-resources"
-FORMAT_VERSION = 1
-ADD_COMMAND = "python -m datasets_scripts.kg_resources --data-dir ../shared/data {folder}"
-
-
-@dataclass
-class InferenceResources(ConceptLookup):
-    """The linking and explanation side of :class:`redial.KGSFResources`, as read from a model folder."""
-
-    entities: kg.DBpediaEntities
-    concept_vocab: dict[str, int]
-    stopwords: set[str]
-    case_free_entities: set[int]
-    relation_names: list[str | None]  # model relation id -> DBpedia property name or None
-    tokenizer: object = None  # the folder's KGSFTokenizer (set by the caller)
-    linker: EntityLinker | None = field(default=None, repr=False)
-
-    def __post_init__(self):
-        if self.linker is None:
-            self.linker = build_linker(self.entities, self.stopwords, self.concept_vocab, self.case_free_entities)
-
-
-def kg_resources_dict(resources) -> dict:
-    """The JSON content for :class:`redial.KGSFResources` (see the module docstring)."""
-    entities = resources.entities
-    movie_ids = sorted(set(entities.movie_id_to_title) | set(entities.movie_id_to_entity), key=lambda m: (len(m), m))
-    return {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "n_entity": entities.num_entities,
-        "n_relation": resources.item_graph.num_relations,
-        "entity_uris": entities.entity_to_uri,
-        "item_entity_ids": list(entities.item_entity_ids),
-        # movieId -> [entity id or null, title or null, nbMentions]
-        "movies": {
-            m: [entities.movie_id_to_entity.get(m), entities.movie_id_to_title.get(m), entities.movie_id_to_mentions.get(m, 0)]
-            for m in movie_ids
-        },
-        "concept_vocab": resources.concept_vocab,
-        "stopwords": sorted(resources.stopwords),
-        "case_free_entities": sorted(genre_entities(resources.item_graph, entities)),
-        "relation_names": list(resources.item_graph.relation_names),
-        "kgsf_relation_ids": list(resources.item_graph.kgsf_relation_ids),
-        # entity id (as a string) -> names, for entities named other than by a DBpedia URI
-        "entity_names": {str(entity): names for entity, names in sorted(entities.entity_names.items())},
-    }
+from .redial import load_resources
 
 
 def save_kg_resources(resources, folder: str | os.PathLike) -> Path:
-    """Write ``kg_resources.json`` into ``folder`` (created if needed); returns its path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / KG_RESOURCES_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(kg_resources_dict(resources), ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """Write the processor files of ``resources`` into ``folder`` (created if needed); returns the
+    path of ``kg_resources.json``. The tokenizer is the caller's to save (a fine-tuned model's
+    vocabulary may extend the data's)."""
+    resources.processor.save_pretrained(folder, save_tokenizer=False)
+    return Path(folder) / KG_RESOURCES_FILE
 
 
-def load_kg_resources(folder: str | os.PathLike, tokenizer=None) -> InferenceResources:
-    """Read ``kg_resources.json`` from a model folder; ``FileNotFoundError`` says how to add it."""
-    path = Path(folder) / KG_RESOURCES_FILE
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{folder} has no {KG_RESOURCES_FILE} (the entity names, movie titles and concept vocabulary that linking "
-            f"and explanations need; folders saved before it existed lack it). Add it with:\n  {ADD_COMMAND.format(folder=folder)}"
-        )
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: not a {FORMAT} file of version {FORMAT_VERSION} (format={data.get('format')!r}, version={data.get('version')!r})")
-    uris = data["entity_uris"]
-    movies = data["movies"]
-    entities = kg.DBpediaEntities(
-        uri_to_entity={uri: entity for entity, uri in enumerate(uris)},
-        entity_to_uri=uris,
-        item_entity_ids=list(data["item_entity_ids"]),
-        movie_id_to_entity={m: e for m, (e, _, _) in movies.items() if e is not None},
-        movie_id_to_title={m: t for m, (_, t, _) in movies.items() if t is not None},
-        movie_id_to_mentions={m: n for m, (_, _, n) in movies.items()},
-        entity_names={int(entity): list(names) for entity, names in data.get("entity_names", {}).items()},
-    )
-    return InferenceResources(
-        entities=entities,
-        concept_vocab=dict(data["concept_vocab"]),
-        stopwords=set(data["stopwords"]),
-        case_free_entities=set(data["case_free_entities"]),
-        relation_names=list(data["relation_names"]),
-        tokenizer=tokenizer,
-    )
+def load_kg_resources(folder: str | os.PathLike, tokenizer=None) -> KGSFProcessor:
+    """The folder's processor; ``FileNotFoundError`` says how to add ``kg_resources.json``."""
+    return KGSFProcessor.from_pretrained(folder, tokenizer=tokenizer)
 
 
 def check_matches_model(resources, config: dict) -> list[str]:

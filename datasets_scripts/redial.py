@@ -15,8 +15,10 @@ Processing follows the reference (``docs/DESIGN.md`` has the row schema):
 
 Splits: test = ``RUCAIBox-KGSF/data/test_data.jsonl`` (the official ReDial test), validation =
 ``RUCAIBox-KGSF/data/valid_data.jsonl``, train = ``baazouziwiem-Kepler-aSI-CRS/train_data.jsonl``
-(or ``train_files``, e.g. the full ``train_data.jsonl``) plus, when ``include_recovered`` and the
-module exists, the conversations :mod:`datasets_scripts.recover_unicrs` rebuilds.
+(or ``train_files``, e.g. the full ``train_data.jsonl``) plus, by ``train_source``, the ordered
+CFCRS/lmh85 conversations and the rest of ReDial train with its turn order rebuilt by
+:mod:`datasets_scripts.turn_order` (default), or the conversations :mod:`datasets_scripts.recover_unicrs`
+rebuilds (``"recovered"``).
 
 The processed splits are cached with ``save_to_disk`` under
 ``<cache>/processed/<hash of inputs and PROCESSING_VERSION>`` together with ``statistics.json``.
@@ -38,13 +40,26 @@ from datasets import Dataset, DatasetDict, Features, Sequence, Value, load_from_
 
 from modeling_kgsf.tokenization_kgsf import SPECIAL_TOKENS, TURN_SEPARATOR, KGSFTokenizer
 
+from modeling_kgsf import processing_kgsf
+from modeling_kgsf.linking_kgsf import EntityLinker
+from modeling_kgsf.processing_kgsf import (  # noqa: F401  (re-exported: the processing lives with the processor)
+    MAX_CONTEXT_TOKENS,
+    MAX_CONTEXT_TURNS,
+    MAX_RESPONSE_TOKENS,
+    ConceptLookup,
+    KGSFProcessor,
+    append_turn,
+    build_linker,
+    context_columns,
+    context_row,
+    merged_turns,
+    new_statistics,
+    unique_in_order,
+)
+
 from . import kg, paths
-from .entity_linker import EntityLinker
 
 PROCESSING_VERSION = "1"
-MAX_CONTEXT_TURNS = 5
-MAX_CONTEXT_TOKENS = 256
-MAX_RESPONSE_TOKENS = 30
 SPLITS = ("train", "validation", "test")
 
 ROW_FEATURES = Features(
@@ -69,20 +84,6 @@ PathLike = str | os.PathLike | None
 # ------------------------------------------------------------------------------------------------
 # Resources
 # ------------------------------------------------------------------------------------------------
-class ConceptLookup:
-    """``concept_id`` for resource classes holding ``concept_vocab`` and ``stopwords``."""
-
-    concept_vocab: dict[str, int]
-    stopwords: set[str]
-
-    def concept_id(self, token: str) -> int | None:
-        """Concept id of a word token (lower-cased), None for non-concepts and stopwords."""
-        word = token.lower()
-        if word in self.stopwords:
-            return None
-        return self.concept_vocab.get(word)
-
-
 @dataclass
 class KGSFResources(ConceptLookup):
     """Everything the processing and the model need besides the rows."""
@@ -106,6 +107,13 @@ class KGSFResources(ConceptLookup):
     @property
     def item_index_of_entity(self) -> dict[int, int]:
         return self.entities.item_index_of_entity
+
+    @property
+    def processor(self) -> KGSFProcessor:
+        """The :class:`KGSFProcessor` over these resources (what a model folder saves beside the weights)."""
+        return KGSFProcessor(self.tokenizer, self.entities, self.concept_vocab, self.stopwords,
+                             genre_entities(self.item_graph, self.entities), list(self.item_graph.relation_names),
+                             list(self.item_graph.kgsf_relation_ids), linker=self.linker)
 
 
 def genre_entities(item_graph: kg.ItemGraph, entities: kg.DBpediaEntities) -> set[int]:
@@ -135,11 +143,6 @@ def _compare_masks(ours: torch.Tensor, reference_file: Path | None) -> dict:
         "agreement": round(float((ours == reference).float().mean()), 4),
         "jaccard": round(both / max(1, int((ours | reference).sum())), 4),
     }
-
-
-def build_linker(entities: kg.DBpediaEntities, stopwords: set[str], concept_vocab: dict[str, int], case_free_entities: set[int]) -> EntityLinker:
-    """The linker of the processing: concept words and stopwords need capitals, except ``case_free_entities`` (genres)."""
-    return EntityLinker.from_kg(entities, stopwords=stopwords, common_words=set(concept_vocab), case_free_entities=case_free_entities)
 
 
 def vocab_masks(vocab: dict[str, int], concept_vocab: dict[str, int], stopwords: set[str], item_tokens: set[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,107 +199,6 @@ def read_conversations(path: str | os.PathLike) -> list[dict]:
             raise ValueError(f"{path}, line {line_number}: not a ReDial conversation (missing {', '.join(missing)})")
         conversations.append(conversation)
     return conversations
-
-
-def new_statistics() -> dict:
-    return {
-        "conversations": 0,
-        "conversations_without_samples": 0,
-        "messages": 0,
-        "turns": 0,
-        "samples": 0,
-        "samples_with_target": 0,
-        "rec_samples": 0,  # one per (turn, target item), as the reference trains
-        "cold_start_rec_samples": 0,
-        "messages_with_linked_entity": 0,
-        "mentions": {"movie_id": 0, "title": 0, "entity": 0},
-        "unknown_movie_ids": 0,  # "@<id>" tokens the release cannot map to an entity
-        "movie_ids_not_items": 0,  # "@<id>" mapped to an entity that is not an item
-        "skipped_messages": 0,  # messages without text or sender
-    }
-
-
-def unique_in_order(values) -> list:
-    seen, ordered = set(), []
-    for value in values:
-        if value not in seen:
-            seen.add(value)
-            ordered.append(value)
-    return ordered
-
-
-def merged_turns(conversation: dict, resources: KGSFResources, stats: dict | None = None) -> list[dict]:
-    """Tokenised, linked messages (``{"sender", "tokens", "entities", "movies"}``) with consecutive
-    messages of one speaker merged. ``resources`` needs ``entities``, ``tokenizer`` and ``linker``."""
-    stats = stats if stats is not None else new_statistics()
-    items = set(resources.entities.item_entity_ids)
-    turns: list[dict] = []
-    for message in conversation["messages"]:
-        text, sender = message.get("text"), message.get("senderWorkerId")
-        if not isinstance(text, str) or sender is None:
-            stats["skipped_messages"] += 1
-            continue
-        stats["messages"] += 1
-        tokens = resources.tokenizer.tokenize(text)
-        mentions = resources.linker.link(tokens)
-        for token in tokens:
-            movie = _MOVIE_TOKEN.match(token)
-            if movie and resources.linker.movie_entity(movie.group(1)) is None:
-                stats["unknown_movie_ids"] += 1
-        movies = []
-        for mention in mentions:
-            stats["mentions"][mention.kind] += 1
-            if mention.kind == "movie_id":
-                if mention.entity_id in items:
-                    movies.append(mention.entity_id)
-                else:
-                    stats["movie_ids_not_items"] += 1
-        stats["messages_with_linked_entity"] += bool(mentions)
-        entities = [mention.entity_id for mention in mentions]
-        append_turn(turns, sender, tokens, entities, movies)
-    return turns
-
-
-def append_turn(turns: list[dict], sender, tokens: list[str], entities: list[int], movies: list[int]) -> None:
-    """Add a message to merged turns: appended to the last turn when the same sender speaks again."""
-    if turns and turns[-1]["sender"] == sender:
-        turns[-1]["tokens"] += tokens
-        turns[-1]["entities"] += entities
-        turns[-1]["movies"] += movies
-    else:
-        turns.append({"sender": sender, "tokens": tokens, "entities": entities, "movies": movies})
-
-
-def context_columns(history: list[list[str]], seen_entities: list[int], resources: KGSFResources, items: set[int] | None = None) -> dict:
-    """The context columns of a row (DESIGN.md) from the earlier turns' tokens and linked entities:
-    last ``MAX_CONTEXT_TURNS`` turns joined by ``_split_``, last ``MAX_CONTEXT_TOKENS`` tokens;
-    entities / items / concept words in first-mention order."""
-    items = items if items is not None else set(resources.entities.item_entity_ids)
-    context_tokens: list[str] = []
-    for previous in history[-MAX_CONTEXT_TURNS:]:
-        if context_tokens:
-            context_tokens.append(TURN_SEPARATOR)
-        context_tokens.extend(previous)
-    context_tokens = context_tokens[-MAX_CONTEXT_TOKENS:]
-    context_entities = unique_in_order(seen_entities)
-    context_items = [entity for entity in context_entities if entity in items]
-    context_words = unique_in_order(concept for concept in (resources.concept_id(token) for token in context_tokens) if concept is not None)
-    return {
-        "context_tokens": context_tokens,
-        "context_entities": context_entities,
-        "context_items": context_items,
-        "context_words": context_words,
-        "cold_start": not context_items,
-    }
-
-
-def context_row(messages: list[tuple[str, str]], resources: KGSFResources, recommender: str = "recommender") -> dict:
-    """A row for the recommender turn that follows ``messages`` (``(sender, text)`` pairs), processed
-    as :func:`process_conversation` processes a turn: all given turns are the context. No targets."""
-    conversation = {"messages": [{"text": text, "senderWorkerId": sender} for sender, text in messages], "respondentWorkerId": recommender}
-    turns = merged_turns(conversation, resources)
-    context = context_columns([turn["tokens"] for turn in turns], [e for turn in turns for e in turn["entities"]], resources)
-    return {"conversation_id": "", "turn_index": len(turns), "response_tokens": [], "target_items": [], **context}
 
 
 def rows_from_turns(turns: list[dict], is_recommender, conversation_id: str, resources, stats: dict, items: set[int] | None = None) -> list[dict]:
@@ -377,14 +279,78 @@ def _recovered_conversations(data_dir: Path, cache_dir: PathLike, exclude_files:
     return conversations, {"available": True, **stats}
 
 
-def _cache_key(files: list[Path], include_recovered: bool) -> str:
-    extra = [f"processing={PROCESSING_VERSION}", f"include_recovered={include_recovered}"]
-    module = _recover_module() if include_recovered else None
+#: ``load_redial``'s train sources, each a superset of the one before it (DATA.md, "Train sources"):
+#: the release's 500 (or ``train_files``); + the 842 conversations rebuilt from UniCRS samples (the
+#: earlier default); instead of those, + the ordered CFCRS and lmh85 conversations; + the rest of
+#: ReDial train with its turn order rebuilt (:mod:`datasets_scripts.turn_order`).
+TRAIN_SOURCES = ("release", "recovered", "ordered", "reconstructed")
+DEFAULT_TRAIN_SOURCE = "reconstructed"
+
+
+def resolve_train_source(train_source: str | None = None, include_recovered: bool | None = True) -> str:
+    """The train source: ``train_source`` when given, else ``"release"`` for ``include_recovered=False``
+    and :data:`DEFAULT_TRAIN_SOURCE` otherwise."""
+    if train_source is None:
+        return "release" if include_recovered is False else DEFAULT_TRAIN_SOURCE
+    if train_source not in TRAIN_SOURCES:
+        raise ValueError(f"unknown train_source {train_source!r}; expected one of {', '.join(TRAIN_SOURCES)}")
+    return train_source
+
+
+def _train_source_files(root: Path, train_source: str) -> list[Path]:
+    """The raw files a train source reads besides the splits (part of the cache key)."""
+    if train_source not in ("ordered", "reconstructed"):
+        return []
+    from . import turn_order
+
+    names = [turn_order.CFCRS_FILE, turn_order.LMH85_FILE, turn_order.MOVIES_CSV_FILE]
+    names += [turn_order.ZIP_FILE] if train_source == "reconstructed" else []
+    return [paths.data_file(name, root) for name in names]
+
+
+def _cache_key(files: list[Path], train_source: str) -> str:
+    extra = [f"processing={PROCESSING_VERSION}", f"train_source={train_source}"]
+    module = _recover_module() if train_source == "recovered" else None
     if module is not None:
         extra.append(hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest())
-    for source in ("redial.py", "entity_linker.py", "kg.py"):
-        extra.append(hashlib.sha256((Path(__file__).parent / source).read_bytes()).hexdigest())
+    here, model_package = Path(__file__).parent, Path(processing_kgsf.__file__).parent
+    sources = [here / "redial.py", here / "kg.py", model_package / "linking_kgsf.py", model_package / "processing_kgsf.py",
+               model_package / "tokenization_kgsf.py"]
+    if train_source in ("ordered", "reconstructed"):
+        sources.append(here / "turn_order.py")
+    for source in sources:
+        extra.append(hashlib.sha256(source.read_bytes()).hexdigest())
     return paths.fingerprint_files(files, *extra)
+
+
+def _add_statistics(total: dict, part: dict) -> None:
+    """``total += part`` for (nested) count dictionaries."""
+    for key, value in part.items():
+        if isinstance(value, dict):
+            _add_statistics(total.setdefault(key, {}), value)
+        else:
+            total[key] = total.get(key, 0) + value
+
+
+def _train_conversations(train_source: str, conversations: dict[str, list[dict]], split_files: dict[str, list[Path]], root: Path, cache_root: Path, statistics: dict) -> dict[str, list[dict]]:
+    """Training conversations per source (``release`` = the train files) for ``train_source``."""
+    sources = {"release": conversations["train"]}
+    recovered_stats = {"included": False}
+    if train_source == "recovered":
+        exclude = {"validation": split_files["validation"][0], "test": split_files["test"][0]}
+        exclude.update({f"train{index}": file for index, file in enumerate(split_files["train"])})
+        recovered, recovered_stats = _recovered_conversations(root, cache_root, exclude)
+        recovered_stats["included"] = bool(recovered)
+        sources["recovered"] = recovered
+    elif train_source in ("ordered", "reconstructed"):
+        from . import turn_order
+
+        extra, statistics["turn_order"] = turn_order.train_sources(
+            root, conversations["train"], conversations["validation"], conversations["test"], reconstruct=train_source == "reconstructed")
+        sources.update(extra)
+    statistics["recovered"] = recovered_stats
+    statistics["train_conversations_from_files"] = len(conversations["train"])
+    return sources
 
 
 def load_redial(
@@ -393,16 +359,23 @@ def load_redial(
     train_files: list[str | os.PathLike] | None = None,
     validation_file: str | os.PathLike | None = None,
     test_file: str | os.PathLike | None = None,
-    include_recovered: bool = True,
+    include_recovered: bool | None = True,
     resources: KGSFResources | None = None,
     return_statistics: bool = False,
     overwrite_cache: bool = False,
+    train_source: str | None = None,
 ):
     """The processed ReDial splits as a ``DatasetDict`` (train / validation / test).
 
     ``train_files``: raw ReDial jsonl files for training (default: the 500 train conversations;
-    give the full ``train_data.jsonl`` if you have it). ``include_recovered``: add the training
-    conversations recovered from UniCRS samples (when ``recover_unicrs`` is available).
+    give the full ``train_data.jsonl`` if you have it). ``train_source`` (:data:`TRAIN_SOURCES`, DATA.md
+    "Train sources"): ``"release"`` (the train files only), ``"recovered"`` (+ the conversations
+    rebuilt from UniCRS samples), ``"ordered"`` (+ the ordered CFCRS and lmh85 conversations) or
+    ``"reconstructed"`` (+ every other ReDial train conversation with its turn order rebuilt; the
+    default). Whatever the source, nothing that shares an id or its text with validation or test is
+    added. ``include_recovered`` is the older switch: ``False`` means ``"release"`` when no
+    ``train_source`` is given, ``True`` the default source. Per-source statistics are in
+    ``statistics["train_sources"]``.
     With ``return_statistics`` the result is ``(dataset_dict, statistics)``; statistics are also
     stored as ``statistics.json`` next to the cached dataset.
     """
@@ -422,7 +395,9 @@ def load_redial(
         for name in (paths.WORD2INDEX_FILE, paths.CONCEPT2INDEX_FILE, paths.STOPWORDS_FILE, paths.MOVIES_CSV_FILE)
     ] + [paths.data_file(f"{paths.KGSF_PICKLE_DIR}/{name}", root) for name in ("entity2entityId.pkl", "id2entity.pkl", "movie_ids.pkl", "subkg.pkl")]
     all_files = [file for files in split_files.values() for file in files] + resource_files
-    target = cache_root / "processed" / _cache_key(all_files, include_recovered)
+    train_source = resolve_train_source(train_source, include_recovered)
+    all_files += _train_source_files(root, train_source)
+    target = cache_root / "processed" / _cache_key(all_files, train_source)
     statistics_file = target / "statistics.json"
 
     if statistics_file.exists() and not overwrite_cache:
@@ -432,18 +407,18 @@ def load_redial(
         resources = resources or load_resources(root, cache_root)
         conversations = {split: [c for file in files for c in read_conversations(file)] for split, files in split_files.items()}
         statistics = {"processing_version": PROCESSING_VERSION, "files": {s: [str(f) for f in fs] for s, fs in split_files.items()}}
-        recovered_stats = {"included": False}
-        if include_recovered:
-            exclude = {"validation": split_files["validation"][0], "test": split_files["test"][0]}
-            exclude.update({f"train{index}": file for index, file in enumerate(split_files["train"])})
-            recovered, recovered_stats = _recovered_conversations(root, cache_root, exclude)
-            recovered_stats["included"] = bool(recovered)
-            statistics["train_conversations_from_files"] = len(conversations["train"])
-            conversations["train"] = conversations["train"] + recovered
-        statistics["recovered"] = recovered_stats
+        statistics["train_source"] = train_source
+        train_sources = _train_conversations(train_source, conversations, split_files, root, cache_root, statistics)
         splits = {}
         for split in SPLITS:
-            rows, split_stats = process_conversations(conversations[split], resources)
+            if split == "train":
+                rows, split_stats, statistics["train_sources"] = [], {}, {}
+                for name, source_conversations in train_sources.items():
+                    source_rows, statistics["train_sources"][name] = process_conversations(source_conversations, resources)
+                    rows += source_rows
+                    _add_statistics(split_stats, statistics["train_sources"][name])
+            else:
+                rows, split_stats = process_conversations(conversations[split], resources)
             statistics[split] = split_stats
             splits[split] = Dataset.from_list(rows, features=ROW_FEATURES)
         dataset = DatasetDict(splits)

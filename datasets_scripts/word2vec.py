@@ -47,6 +47,11 @@ def training_sentences(rows) -> list[list[str]]:
     return sentences
 
 
+def stable_hash(text: str) -> int:
+    """A string hash that is the same in every process (unlike ``hash``), for gensim's ``hashfxn``."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
 def train_word2vec(
     train_rows,
     tokenizer,
@@ -60,7 +65,7 @@ def train_word2vec(
     from gensim.models import Word2Vec
 
     sentences = training_sentences(train_rows[:] if hasattr(train_rows, "column_names") else train_rows)
-    digest = hashlib.sha256(repr((dim, epochs, seed, len(tokenizer))).encode())
+    digest = hashlib.sha256(repr((dim, epochs, seed, len(tokenizer), "stable-hash")).encode())
     for sentence in sentences:
         digest.update(" ".join(sentence).encode())
         digest.update(b"\n")
@@ -68,7 +73,9 @@ def train_word2vec(
     if target.exists() and not overwrite:
         return torch.from_numpy(np.load(target, allow_pickle=False))
 
-    model = Word2Vec(sentences, vector_size=dim, min_count=1, workers=1, seed=seed, epochs=epochs)
+    # one worker thread and a hash of our own: gensim seeds each word's initial vector with
+    # hash(word + str(seed)), and Python's str hash changes from process to process (PYTHONHASHSEED)
+    model = Word2Vec(sentences, vector_size=dim, min_count=1, workers=1, seed=seed, epochs=epochs, hashfxn=stable_hash)
     rng = np.random.default_rng(seed)
     vocab = tokenizer.get_vocab()
     embeddings = rng.normal(0.0, UNSEEN_STD, size=(len(tokenizer), dim)).astype(np.float32)

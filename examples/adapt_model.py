@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from common import DataArguments, KGSFData
-from model_card import config_summary, write_model_card
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout without `pip install -e .`
 
-from datasets_scripts.kg_resources import save_kg_resources
-from modeling_kgsf import KGSFForConversationalRecommendation
-from modeling_kgsf.adaptation import adapt_model, index_spaces_from_folder
+from datasets_scripts.kg_resources import save_kg_resources  # noqa: E402
+from modeling_kgsf import KGSFForConversationalRecommendation  # noqa: E402
+from modeling_kgsf.adaptation import adapt_model, index_spaces_from_folder  # noqa: E402
+from modeling_kgsf.training import DataArguments, KGSFData, config_summary, write_model_card  # noqa: E402
 
 REPORT_FILE = "adaptation_report.json"
 

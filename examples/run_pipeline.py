@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-import adapt_model
-import evaluate_kgsf
-import pretrain_mim
-import train_conversation
-import train_recommender
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout without `pip install -e .`
+
+import adapt_model  # noqa: E402  (examples/adapt_model.py)
+from modeling_kgsf.training import evaluate_model, pretrain_mim, train_conversation, train_recommender  # noqa: E402
 
 STAGES = (("mim", pretrain_mim), ("recommender", train_recommender), ("conversation", train_conversation))
 
@@ -56,7 +56,7 @@ def main(argv=None):
     preset = json.loads(Path(args.preset).read_text(encoding="utf-8"))
     shared = {**preset.get("data", {}), "data_dir": args.data_dir, "cache_dir": args.cache_dir, "dataset_dir": args.dataset_dir}
     if args.dataset_dir:  # ReDial-only options
-        shared = {key: value for key, value in shared.items() if key not in ("include_recovered", "train_files")}
+        shared = {key: value for key, value in shared.items() if key not in ("include_recovered", "train_files", "train_source")}
     output_dir = Path(args.output_dir)
     started = time.time()
     previous_best = None
@@ -82,13 +82,13 @@ def main(argv=None):
             if previous_best is not None:
                 options = {key: value for key, value in options.items() if key != "model_config"}
                 options["init_from"] = str(previous_best)
-            stage.main(as_flags({**shared, **options}))
+            stage(as_flags({**shared, **options}))
         timings[name] = round(time.time() - stage_started, 1)
         previous_best = stage_dir / "best"
 
     evaluation = {**preset.get("evaluation", {}), "model": str(previous_best), "output": str(output_dir / "test_metrics.json")}
     stage_started = time.time()
-    evaluate_kgsf.main(as_flags({**shared, **evaluation}))
+    evaluate_model(as_flags({**shared, **evaluation}))
     timings["evaluation"] = round(time.time() - stage_started, 1)
     timings["total"] = round(time.time() - started, 1)
     (output_dir / "timings.json").write_text(json.dumps(timings, indent=2), encoding="utf-8")

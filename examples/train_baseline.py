@@ -13,18 +13,27 @@ Both write ``test_metrics.json`` with the same recall protocols as ``evaluate_kg
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.utils import ModelOutput
 
-from common import DataArguments, KGSFData, parse_arguments
-from kgsf_evaluation import evaluate_recommendation
-from kgsf_trainer import StageTrainer, TrainingArguments
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout without `pip install -e .`
+
+from modeling_kgsf.training import (  # noqa: E402
+    DataArguments,
+    KGSFData,
+    StageTrainer,
+    TrainingArguments,
+    evaluate_recommendation,
+    make_accelerator,
+    parse_arguments,
+)
 
 
 @dataclass
@@ -86,7 +95,7 @@ def target_counts(rows, item_index_of_entity: dict[int, int], n_item: int) -> to
 
 def main(argv=None):
     training_args, data_args, baseline_args = parse_arguments(TrainingArguments, DataArguments, BaselineArguments, argv=argv)
-    accelerator = Accelerator()
+    accelerator = make_accelerator(training_args)
     data = KGSFData(data_args)
     n_item = data.resources.item_entity_ids.numel()
     train_rows = data.split("train", "rec", data_args.max_train_examples)
@@ -102,7 +111,9 @@ def main(argv=None):
 
         def save_model(model, folder, metrics):
             folder.mkdir(parents=True, exist_ok=True)
-            torch.save(model.state_dict(), folder / "textcnn.pt")
+            save_file(model.state_dict(), str(folder / "model.safetensors"))
+            (folder / "textcnn_config.json").write_text(json.dumps({"vocab_size": len(data.tokenizer), "n_item": n_item,
+                                                                    **asdict(baseline_args)}, indent=2), encoding="utf-8")
 
         def compute_loss(model, batch):
             outputs = model(input_ids=batch["input_ids"], rec_labels=batch["rec_labels"])
@@ -116,7 +127,7 @@ def main(argv=None):
         )
         trainer.train()
         model = trainer.model
-        accelerator.unwrap_model(model).load_state_dict(torch.load(output_dir / "best" / "textcnn.pt"))
+        accelerator.unwrap_model(model).load_state_dict(load_file(str(output_dir / "best" / "model.safetensors")))
     else:
         raise ValueError(f"unknown baseline {baseline_args.baseline!r}: use popularity or textcnn")
 

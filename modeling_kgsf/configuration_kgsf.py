@@ -1,6 +1,9 @@
 """KGSF configuration."""
 from __future__ import annotations
 
+import difflib
+import inspect
+
 from transformers import PretrainedConfig
 
 MIM_FORMS = ("contrastive", "regression")
@@ -60,9 +63,25 @@ class KGSFConfig(PretrainedConfig):
             KBRD-like, entities only; also disables MIM).
         use_kg_attention: the decoder's attention over context words and entities.
         use_copy: the copy head over KG words and item tokens.
+
+    The usual transformers names are aliases (``attribute_map``): ``hidden_size`` = ``d_model``,
+    ``num_attention_heads`` = ``attention_heads``, ``num_hidden_layers`` = ``encoder_layers``,
+    ``intermediate_size`` = ``ffn_dim``, ``encoder_attention_heads`` / ``decoder_attention_heads``
+    = ``attention_heads``, ``max_position_embeddings`` = ``max_context_length``.
     """
 
     model_type = "kgsf"
+    attribute_map = {
+        "hidden_size": "d_model",
+        "num_attention_heads": "attention_heads",
+        "encoder_attention_heads": "attention_heads",
+        "decoder_attention_heads": "attention_heads",
+        "num_hidden_layers": "encoder_layers",
+        "intermediate_size": "ffn_dim",
+        "encoder_ffn_dim": "ffn_dim",
+        "decoder_ffn_dim": "ffn_dim",
+        "max_position_embeddings": "max_context_length",
+    }
 
     def __init__(
         self,
@@ -147,3 +166,26 @@ class KGSFConfig(PretrainedConfig):
             is_encoder_decoder=is_encoder_decoder,
             **kwargs,
         )
+
+    # ------------------------------------------------------------------ strict overrides
+    @classmethod
+    def known_keys(cls) -> set[str]:
+        """Every name a KGSF configuration understands: its own arguments, their aliases
+        (``attribute_map``) and the arguments of ``PretrainedConfig``."""
+        own = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        base = set(PretrainedConfig().to_dict())
+        return own | set(cls.attribute_map) | base
+
+    @classmethod
+    def check_keys(cls, keys, source: str = "config override") -> None:
+        """Raise ``ValueError`` naming any key that is not a configuration field (a typo such as
+        ``use_kg_atention`` would otherwise be stored silently and change nothing)."""
+        known = cls.known_keys()
+        unknown = [key for key in keys if key not in known]
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ValueError(f"unknown {source} key{'s' if len(unknown) > 1 else ''}: {', '.join(hints)}; "
+                             f"KGSFConfig's fields are listed in its docstring (modeling_kgsf/configuration_kgsf.py)")

@@ -41,6 +41,21 @@ class CopyHead(nn.Module):
         copy_logits = F.linear(latent, weight, bias)  # (B, L, M)
         return vocab_logits.index_add(-1, copy_ids, copy_logits)
 
+    def resize_vocab(self, vocab_size: int) -> None:
+        """Resize the vocabulary projection to ``vocab_size`` rows (kept rows copied, new rows zero)."""
+        old = self.vocab_projection
+        new = nn.Linear(old.in_features, vocab_size, device=old.weight.device, dtype=old.weight.dtype)
+        keep = min(vocab_size, old.out_features)
+        with torch.no_grad():
+            new.weight.zero_()
+            new.bias.zero_()
+            new.weight[:keep] = old.weight[:keep]
+            new.bias[:keep] = old.bias[:keep]
+        new.weight.requires_grad_(old.weight.requires_grad)
+        new.bias.requires_grad_(old.bias.requires_grad)
+        self.vocab_projection = new
+        self._rows_cache = {}
+
     def _copy_rows(self, copy_mask):
         """``copy_ids (M,)`` and the projection rows ``(M, d)``, ``(M,)`` of the masked tokens.
 

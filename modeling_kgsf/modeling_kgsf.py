@@ -6,9 +6,12 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from torch.nn import functional as F
 from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
@@ -116,6 +119,28 @@ class KGSFPreTrainedModel(PreTrainedModel):
         elif isinstance(module, KGSFRecommender):
             init.zeros_(module.item_bias)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As ``PreTrainedModel.from_pretrained``, with errors that name the file or field at fault:
+        a damaged or truncated weights file, and a config whose sizes do not match the weights."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as error:
+            raise OSError(
+                f"{_weights_file(pretrained_model_name_or_path)} is damaged or truncated ({error}); download or copy the "
+                "folder again, or save the model again with save_pretrained"
+            ) from None
+        except RuntimeError as error:
+            if "ignore_mismatched_sizes" not in str(error):
+                raise
+            fields = _size_fields(pretrained_model_name_or_path)
+            raise OSError(
+                f"{pretrained_model_name_or_path}: the weights in {_weights_file(pretrained_model_name_or_path)} do not have the "
+                f"sizes that config.json gives ({fields}). The config was edited or belongs to other weights: restore it from "
+                "where the weights came from (the load report above lists each tensor), or pass ignore_mismatched_sizes=True "
+                "to re-initialise the mismatched tensors on purpose"
+            ) from None
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """As ``PreTrainedModel.save_pretrained``; ``auto_map`` names both Auto classes."""
         self.config.auto_map = {
@@ -186,6 +211,16 @@ class KGSFModel(KGSFPreTrainedModel):
         with torch.no_grad():
             for name, value in tensors.items():
                 getattr(self, name).copy_(value)
+        self.clear_node_cache()
+
+    def resize_vocab_buffers(self, vocab_size: int) -> None:
+        """Pad (False) or cut the two vocabulary masks to ``vocab_size``."""
+        for name in ("kg_word_vocab_mask", "item_token_vocab_mask"):
+            old = getattr(self, name)
+            new = torch.zeros(vocab_size, dtype=torch.bool, device=old.device)
+            keep = min(vocab_size, old.numel())
+            new[:keep] = old[:keep]
+            setattr(self, name, new)
         self.clear_node_cache()
 
     def set_vocab_masks(self, kg_word_vocab_mask, item_token_vocab_mask):
@@ -342,7 +377,7 @@ class KGSFModel(KGSFPreTrainedModel):
                 decoder_input_ids, self.shared, context.last_hidden_state, context.encoder_attention_mask,
                 context.word_states, context.word_mask, context.entity_states, context.entity_mask,
             )
-        return out
+        return _as_requested(out, self.config, return_dict)
 
     def _encode_context(self, input_ids, attention_mask, out: KGSFModelOutput, word_mask, entity_mask) -> KGSFContextOutput:
         if input_ids is None:
@@ -458,6 +493,20 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
     def set_input_embeddings(self, value):
         self.kgsf.shared = value
 
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
+                                mean_resizing: bool = True) -> nn.Embedding:
+        """As ``PreTrainedModel.resize_token_embeddings``, keeping everything sized by the vocabulary
+        in step: the tied output layer (it is the embedding), the copy head's vocabulary projection
+        (new rows zero: no copy bias until trained) and the ``kg_word_vocab_mask`` /
+        ``item_token_vocab_mask`` buffers (new tokens False; mark them with ``set_vocab_masks``)."""
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        vocab_size = embeddings.num_embeddings
+        self.kgsf.resize_vocab_buffers(vocab_size)
+        if self.copy_head is not None:
+            self.copy_head.resize_vocab(vocab_size)
+        self.config.vocab_size = vocab_size
+        return embeddings
+
     def get_encoder(self, modality=None):
         return _ContextEncoder(self.kgsf)
 
@@ -510,6 +559,7 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
             decoder_input_ids=decoder_input_ids if do_conv else None,
             encoder_outputs=encoder_outputs if do_conv else None,
             compute_rec=do_rec,
+            return_dict=True,
         )
         out = KGSFOutput(
             rec_logits=body.rec_logits, user_embedding=body.user_embedding,
@@ -536,7 +586,7 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
                 losses.append(out.lm_loss)
         if losses:
             out.loss = sum(losses[1:], losses[0])
-        return out
+        return _as_requested(out, self.config, return_dict)
 
     def shift_labels_right(self, labels: torch.LongTensor) -> torch.LongTensor:
         """``[start] + labels[:, :-1]`` with -100 replaced by pad: the teacher-forced decoder input."""
@@ -565,6 +615,32 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
             return mim(body.word_vector, entity_ids, entity_mask)
         word_mask = word_mask if word_mask is not None else torch.zeros(entity_ids.shape[0], 1, dtype=torch.bool, device=entity_ids.device)
         return mim(body.context_entity_vectors, entity_ids, entity_mask, body.word_vector, word_mask)
+
+
+def _weights_file(folder) -> str:
+    path = Path(str(folder))
+    return str(path / "model.safetensors") if path.is_dir() else f"the weights of {folder}"
+
+
+_SIZE_FIELDS = ("vocab_size", "d_model", "ffn_dim", "kg_dim", "n_entity", "n_relation", "num_bases", "n_concept", "n_item",
+                "entity_embedding_dim", "encoder_layers", "decoder_layers")
+
+
+def _size_fields(folder) -> str:
+    """The size fields of a folder's config.json, for the mismatch message."""
+    try:
+        config = json.loads((Path(str(folder)) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "config.json unreadable"
+    return ", ".join(f"{key}={config[key]}" for key in _SIZE_FIELDS if key in config)
+
+
+def _as_requested(out: ModelOutput, config, return_dict: bool | None):
+    """``out``, or with ``return_dict=False`` (as given, else the config's) the tuple of its non-None
+    fields in declaration order (loss first), as transformers models return it."""
+    if return_dict if return_dict is not None else getattr(config, "return_dict", True):
+        return out
+    return tuple(getattr(out, field.name) for field in fields(out) if getattr(out, field.name) is not None)
 
 
 def _cross_entropy(logits, labels):

@@ -12,15 +12,15 @@ print(crs.respond(turns))                       # greedy, 20 new tokens, @movieI
 
 ``turns`` are plain strings alternating seeker / recommender (the first is the seeker's), or
 ``{"role": "seeker" | "user" | "recommender" | "assistant", "text": ...}`` dicts, or
-``(role, text)`` pairs. They are processed exactly as the training rows
-(:func:`datasets_scripts.redial.context_row`: KGSF tokenisation, entity linking of ``@movieId``,
-titles, actors, genres...; same-speaker turns merged; last 5 turns, last 256 tokens) and batched by
-:class:`datasets_scripts.collator.KGSFDataCollator`.
+``(role, text)`` pairs. They are processed exactly as the training rows, by the folder's
+:class:`~modeling_kgsf.processing_kgsf.KGSFProcessor` (KGSF tokenisation, entity linking of
+``@movieId``, titles, actors, genres...; same-speaker turns merged; last 5 turns, last 256 tokens),
+the same code the dataset pipeline builds its rows with.
 
-The folder must hold ``kg_resources.json`` (every training stage writes it; older folders get it
-with ``python -m datasets_scripts.kg_resources --data-dir ../shared/data FOLDER``), so nothing
-outside the folder is read. ``datasets_scripts`` is imported lazily: ``modeling_kgsf`` itself
-(what a ``trust_remote_code`` folder carries) does not depend on it.
+The folder must hold the processor files (``kg_resources.json``, ``entity_linker.json``; every
+training stage writes them; older folders get them with
+``python -m datasets_scripts.kg_resources --data-dir ../shared/data FOLDER``), so nothing outside
+the folder is read, and nothing here imports ``datasets_scripts``.
 
 Scores: ``score`` is the softmax probability over all ``n_item`` items (before items mentioned
 in the context are left out), ``logit`` the raw recommender score. Explanations: the context
@@ -38,6 +38,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .linking_kgsf import name_from_uri
+from .processing_kgsf import KGSFProcessor
 
 SEEKER, RECOMMENDER = "seeker", "recommender"
 ROLE_ALIASES = {"seeker": SEEKER, "user": SEEKER, "recommender": RECOMMENDER, "assistant": RECOMMENDER}
@@ -210,20 +213,17 @@ class _PathFinder:
 class ConversationalRecommender:
     """KGSF on free text: :meth:`recommend` (items with scores and explanations) and :meth:`respond`."""
 
-    def __init__(self, model, tokenizer, resources, folder: str | None = None):
-        from datasets_scripts.collator import KGSFDataCollator
-        from datasets_scripts.entity_linker import name_from_uri
-
-        self.model, self.tokenizer, self.resources, self.folder = model.eval(), tokenizer, resources, folder
-        resources.tokenizer = tokenizer
+    def __init__(self, model, processor: KGSFProcessor, folder: str | None = None):
+        self.model, self.processor, self.folder = model.eval(), processor, folder
+        self.tokenizer = tokenizer = processor.tokenizer
+        self.resources = resources = processor  # entities, concept_vocab, relation_names
         entities = resources.entities
-        self.item_index_of_entity = entities.item_index_of_entity
-        self.collator = KGSFDataCollator(tokenizer, self.item_index_of_entity, mode="rec")
+        self.item_index_of_entity = processor.item_index_of_entity
+        self.collator = processor.collator("rec")
         # entity id -> most mentioned movieId; names for every entity that may be shown
         self.movie_of_entity: dict[int, str] = {}
         for movie_id, entity in sorted(entities.movie_id_to_entity.items(), key=lambda pair: -entities.movie_id_to_mentions.get(pair[0], 0)):
             self.movie_of_entity.setdefault(entity, movie_id)
-        self._name_from_uri = name_from_uri
         self.concept_of_id = {index: word for word, index in resources.concept_vocab.items()}
         config = model.config
         self.path_finder = _PathFinder(model.kgsf.dbpedia_edge_index, model.kgsf.dbpedia_edge_type, resources.relation_names, config.n_entity)
@@ -249,22 +249,20 @@ class ConversationalRecommender:
             found = "no config.json" if not config_file.is_file() else f"config.json has model_type {model_type!r}"
             raise ModelFolderError(f"{folder} is not a KGSF model folder ({found}; expected a save_pretrained folder of "
                                    "KGSFForConversationalRecommendation, e.g. runs/quick/conversation/best)")
-        from datasets_scripts.kg_resources import load_kg_resources
-
-        try:
-            resources = load_kg_resources(folder)
-        except FileNotFoundError as error:
-            raise ModelFolderError(str(error)) from None
         try:
             model = KGSFForConversationalRecommendation.from_pretrained(folder).to(device).eval()
             tokenizer = KGSFTokenizer.from_pretrained(folder)
         except OSError as error:
             raise ModelFolderError(f"{folder}: cannot load the KGSF model ({error})") from None
+        try:
+            resources = KGSFProcessor.from_pretrained(folder, tokenizer=tokenizer)
+        except (FileNotFoundError, ValueError) as error:
+            raise ModelFolderError(str(error)) from None
         items = model.kgsf.item_entity_ids.tolist()
         if resources.entities.num_entities != model.config.n_entity or resources.entities.item_entity_ids != items:
             raise ModelFolderError(f"{folder}: kg_resources.json does not match the model (entities {resources.entities.num_entities} vs "
                                    f"{model.config.n_entity}, or a different item list); rewrite it from the model's data")
-        return cls(model, tokenizer, resources, folder=str(folder))
+        return cls(model, resources, folder=str(folder))
 
     # ------------------------------------------------------------------ naming
     def entity_name(self, entity_id: int) -> str:
@@ -277,7 +275,7 @@ class ConversationalRecommender:
         if names:
             return names[0]
         uri = self.resources.entities.entity_to_uri[entity_id] if 0 <= entity_id < self.resources.entities.num_entities else str(entity_id)
-        parsed = self._name_from_uri(uri)
+        parsed = name_from_uri(uri)
         return parsed[0] if parsed else uri
 
     def render_tokens(self, tokens: list[str]) -> str:
@@ -292,9 +290,7 @@ class ConversationalRecommender:
     # ------------------------------------------------------------------ inputs
     def context_row(self, turns) -> dict:
         """The processed row (DESIGN.md columns) for the recommender turn that follows ``turns``."""
-        from datasets_scripts.redial import context_row
-
-        row = context_row(normalize_turns(turns), self.resources, recommender=RECOMMENDER)
+        row = self.processor.context_row(normalize_turns(turns), recommender=RECOMMENDER)
         if not row["context_tokens"]:
             raise ConversationError("empty conversation: the turns hold no words")
         return row
@@ -306,20 +302,44 @@ class ConversationalRecommender:
 
     # ------------------------------------------------------------------ recommendation
     def recommend(self, turns, k: int = 10, exclude_mentioned: bool = True, explain: bool = True,
-                  top_words: int = 5, top_entities: int = 5, max_hops: int = 2) -> list[Recommendation]:
+                  top_words: int = 5, top_entities: int = 5, max_hops: int = 2, negation: bool = True,
+                  proximity_weight: float | None = None, negative_weight: float | None = None) -> list[Recommendation]:
         """The ``k`` best items for the next recommender turn.
 
         ``exclude_mentioned`` (default True) leaves out the items the conversation already
         mentions; ``score`` is still the softmax probability over all items.
+
+        Preferences (:mod:`modeling_kgsf.preferences_kgsf`): with ``negation`` (default True) the
+        entities the seeker rejects ("I hate horror", "not X", "seen it, didn't like it") are
+        taken out of the recommender's context and the items one graph edge away from a rejected
+        non-item entity lose ``negative_weight`` nats (default ``DEFAULT_NEGATIVE_WEIGHT`` = 20);
+        items one edge away from the liked non-item context entities (actors, directors,
+        genres...) gain up to ``proximity_weight`` nats (default ``DEFAULT_PROXIMITY_WEIGHT`` = 8;
+        0 turns it off) over ``log_softmax(logits)``.
         """
         row = self.context_row(turns)
         with torch.no_grad():
             out = self.model(**self._batch(row), task="rec")
         logits = out.rec_logits[0].float()
+        from . import preferences_kgsf as prefs
+
+        mentioned = [self.item_index_of_entity[e] for e in row["context_items"] if e in self.item_index_of_entity]
+        rejected, rejected_words = (prefs.rejected_in_turns(normalize_turns(turns), self.resources.tokenizer, self.resources.linker)
+                                    if negation else (set(), set()))
+        if rejected:  # the recommender reads the context without what the seeker rejects
+            concepts = {c for c in map(self.resources.concept_id, rejected_words) if c is not None}
+            row = prefs.without_rejected(row, rejected, concepts)
+            with torch.no_grad():
+                out = self.model(**self._batch(row), task="rec")
+            logits = out.rec_logits[0].float()
         probabilities = torch.softmax(logits, dim=-1)
-        ranking = logits.clone()
+        if getattr(self, "_proximity", None) is None:
+            self._proximity = prefs.GraphProximity.from_graph(self.model.kgsf.dbpedia_edge_index, self.model.kgsf.dbpedia_edge_type,
+                                                              self.model.kgsf.item_entity_ids, self.model.config.n_entity)
+        ranking = prefs.adjust_scores(logits, self._proximity, row["context_entities"], rejected,
+                                      prefs.DEFAULT_PROXIMITY_WEIGHT if proximity_weight is None else proximity_weight,
+                                      prefs.DEFAULT_NEGATIVE_WEIGHT if negative_weight is None else negative_weight)
         if exclude_mentioned:
-            mentioned = [self.item_index_of_entity[e] for e in row["context_items"] if e in self.item_index_of_entity]
             ranking[mentioned] = float("-inf")
         k = max(0, min(k, int(torch.isfinite(ranking).sum())))
         top = torch.topk(ranking, k).indices.tolist()

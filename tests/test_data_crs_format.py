@@ -120,7 +120,7 @@ def test_clear_errors(tmp_path, change, message):
 def test_error_names_file_line_and_turn(tmp_path):
     train = [conversation("ok", ("seeker", "hi"), ("recommender", "hello")), conversation("bad", ("seeker", "hi"), ("recommender", "x", ["nope"]))]
     folder = make_crs_dataset(tmp_path / "broken", conversations={**CONVERSATIONS, "train": train})
-    with pytest.raises(CRSFormatError, match=r"train\.jsonl, line 2, turn 1: item id 'nope'"):
+    with pytest.raises(CRSFormatError, match=r"train\.jsonl, line 2, turn 2: item id 'nope'"):  # 1-based, as line numbers
         load_crs_dataset(folder, cache_dir=tmp_path / "cache")
 
 
@@ -181,11 +181,7 @@ def test_command_line_converts_and_validates(tmp_path):
 
 
 def test_dataset_without_word_graph_trains_without_the_word_branch(tmp_path):
-    sys.path.insert(0, str(REPO / "examples"))
-    try:
-        import common
-    finally:
-        sys.path.remove(str(REPO / "examples"))
+    from modeling_kgsf.training import stages as common
     folder = make_crs_dataset(tmp_path / "books", manifest={"word_graph": "none"})
     (tmp_path / "tiny.json").write_text(json.dumps({"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "num_bases": 2}))
     data = common.KGSFData(common.DataArguments(dataset_dir=str(folder), cache_dir=str(tmp_path / "cache")))

@@ -20,7 +20,7 @@ def real(tmp_path_factory):
 
     cache_dir = tmp_path_factory.mktemp("real_cache")
     resources = load_resources(DATA_DIR, cache_dir)
-    dataset, stats = load_redial(DATA_DIR, cache_dir, resources=resources, return_statistics=True)
+    dataset, stats = load_redial(DATA_DIR, cache_dir, resources=resources, return_statistics=True, train_source="recovered")
     return resources, dataset, stats
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fake_data import make_fake_data_dir
+from run_helpers import run_checked
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = {"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "num_bases": 2,
@@ -17,10 +18,7 @@ TINY_MODEL = {"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "
 
 
 def run(*args, cwd=REPO):
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    result = subprocess.run([*args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, f"{' '.join(map(str, args))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
+    return run_checked(args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,14 @@
-"""The evaluate modules in metrics/, checked against values worked out by hand."""
+"""The evaluate modules shipped in modeling_kgsf/metrics, checked against values worked out by hand."""
 import math
-from pathlib import Path
 
 import evaluate
 import pytest
 
-METRICS = Path(__file__).resolve().parents[1] / "metrics"
+from modeling_kgsf.metrics import metric_path
 
 
 def load(name, config_name=None):
-    return evaluate.load(str(METRICS / name), config_name)
+    return evaluate.load(metric_path(name), config_name)
 
 
 def test_recall_all_cold_and_dedup():

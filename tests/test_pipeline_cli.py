@@ -32,13 +32,9 @@ def kgsf(*args, stdin: str | None = None, check: bool = True):
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """A tiny KGSF folder written by ``examples/common.make_save_model`` (weights, vocab, kg_resources.json)."""
-    sys.path.insert(0, str(REPO / "examples"))
-    try:
-        import common
-        from kgsf_trainer import TrainingArguments
-    finally:
-        sys.path.remove(str(REPO / "examples"))
+    """A tiny KGSF folder written by ``modeling_kgsf.training.make_save_model`` (weights, vocab, kg_resources.json)."""
+    from modeling_kgsf import training as common
+    from modeling_kgsf.training import TrainingArguments
     from datasets_scripts import kg
 
     root = tmp_path_factory.mktemp("pipeline_cli")
@@ -172,12 +168,8 @@ def test_cli_on_a_model_of_a_generic_dataset(tmp_path):
     """A folder trained on a dataset in the generic CRS format links its own entity names and items."""
     from fake_crs import make_crs_dataset
 
-    sys.path.insert(0, str(REPO / "examples"))
-    try:
-        import common
-        from kgsf_trainer import TrainingArguments
-    finally:
-        sys.path.remove(str(REPO / "examples"))
+    from modeling_kgsf import training as common
+    from modeling_kgsf.training import TrainingArguments
     (tmp_path / "tiny.json").write_text(json.dumps(TINY))
     data = common.KGSFData(common.DataArguments(dataset_dir=str(make_crs_dataset(tmp_path / "books")), cache_dir=str(tmp_path / "cache")))
     model = common.build_model(data, common.ModelArguments(model_config=str(tmp_path / "tiny.json")))

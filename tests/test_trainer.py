@@ -7,8 +7,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from kgsf_trainer import StageTrainer, TrainingArguments  # noqa: E402
+from modeling_kgsf.training import StageTrainer, TrainingArguments
 
 
 class ToyDataset(torch.utils.data.Dataset):

@@ -1,4 +1,5 @@
-"""Evaluation of a KGSF model (or a baseline with the same outputs) with the evaluate modules in metrics/.
+"""Evaluation of a KGSF model (or a baseline with the same outputs) with the package's evaluate modules
+(``modeling_kgsf/metrics``, loadable with ``evaluate.load`` from an installed copy).
 
 * :func:`evaluate_recommendation`: Recall@1/10/50 on all examples, on cold-start examples and
   with the dedup protocol (``metrics/kgsf_recall``, config ``protocols``).
@@ -6,24 +7,20 @@
   greedy replies scored by Distinct-n (both forms), item ratio and BLEU-1..4.
 
 Both run under Accelerate: every process scores its shard and the results are gathered with
-``gather_for_metrics``, so the numbers do not depend on the number of processes.
+``gather_for_metrics`` (which drops the examples repeated to even out the last batch), so every
+example is counted once and the numbers do not depend on the number of processes (up to float
+summation order). Generation on the first ``max_generation_batches`` batches covers the same
+examples with any number of processes: the gathered replies are cut to that many batches.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import evaluate
 import torch
 import torch.nn.functional as F
 
-METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
+from ..metrics import load_metric
+
 K_VALUES = (1, 10, 50)
 REC_INPUTS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
-
-
-def load_metric(name: str, config_name: str | None = None):
-    """Load one of the project's evaluate modules by name (``kgsf_recall``, ``kgsf_bleu``, ...)."""
-    return evaluate.load(str(METRICS_DIR / name), config_name)
 
 
 def _without_padding(rows: torch.Tensor, pad: int) -> list[list[int]]:
@@ -83,7 +80,9 @@ def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: b
     generation_kwargs = {"max_new_tokens": 30, "num_beams": 1, "do_sample": False, **(generation_kwargs or {})}
     nll_total, token_total = [], []
     references, hypotheses = [], []
+    first_batch_size = None
     for batch_index, batch in enumerate(dataloader):
+        first_batch_size = first_batch_size or batch["input_ids"].shape[0]  # examples per batch and process
         inputs = {key: batch[key] for key in REC_INPUTS if key in batch}
         outputs = model(**inputs, labels=batch["labels"])
         logits = outputs.lm_logits  # (B, Lr, vocab)
@@ -91,7 +90,7 @@ def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: b
         nll, count = accelerator.gather_for_metrics((token_nll.sum(-1), (batch["labels"] != -100).sum(-1)))
         nll_total += nll.tolist()
         token_total += count.tolist()
-        if generate and (max_generation_batches is None or batch_index < max_generation_batches):
+        if generate and (max_generation_batches is None or batch_index * accelerator.num_processes < max_generation_batches):
             generated = unwrapped.generate(**inputs, **generation_kwargs)
             generated = accelerator.pad_across_processes(generated, dim=1, pad_index=tokenizer.pad_token_id)
             labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
@@ -104,6 +103,11 @@ def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: b
                 references.append(reference)
                 if samples is not None:
                     samples.append((decode_reply(tokenizer, context_ids), reference, hypothesis))
+    if max_generation_batches is not None and hypotheses:  # the same replies whatever the number of processes
+        limit = max_generation_batches * first_batch_size
+        hypotheses, references = hypotheses[:limit], references[:limit]
+        if samples is not None:
+            del samples[limit:]
     results = load_metric("kgsf_perplexity").compute(predictions=nll_total, references=token_total)
     if hypotheses:
         results.update(load_metric("kgsf_distinct").compute(predictions=hypotheses))
