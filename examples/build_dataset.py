@@ -1,6 +1,6 @@
 """Stage 1: build the processed ReDial dataset, graphs, vocabulary masks and word2vec; print statistics.
 
-    python examples/build_dataset.py [--data-dir DIR] [--cache-dir DIR] [--train-file F ...] [--no-recovered]
+    python examples/build_dataset.py [--data-dir DIR] [--cache-dir DIR] [--train-file F ...] [--train-source SOURCE]
 
 Data directory: ``--data-dir``, else ``$KGSF_DATA_DIR``, else ``../shared/data`` next to the
 repository. Cache: ``--cache-dir``, else ``$KGSF_CACHE_DIR``, else ``~/.cache/kgsf``.
@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-dir", default=None, help="raw data folder (default: $KGSF_DATA_DIR or ../shared/data)")
     parser.add_argument("--cache-dir", default=None, help="cache folder (default: $KGSF_CACHE_DIR or ~/.cache/kgsf)")
     parser.add_argument("--train-file", action="append", default=None, help="raw ReDial train jsonl (repeatable), e.g. the full train_data.jsonl")
-    parser.add_argument("--no-recovered", action="store_true", help="do not add the conversations recovered from UniCRS samples")
+    parser.add_argument("--no-recovered", action="store_true", help="only the release's 500 train conversations (same as --train-source release)")
+    parser.add_argument("--train-source", default=None, choices=("release", "recovered", "ordered", "reconstructed"),
+                        help="which ReDial training conversations (default: reconstructed, the whole train split; docs/DATA.md)")
     parser.add_argument("--overwrite-cache", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the statistics as JSON")
     args = parser.parse_args(argv)
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     resources = load_resources(args.data_dir, args.cache_dir)
     dataset, stats = load_redial(
         args.data_dir, args.cache_dir, train_files=args.train_file, include_recovered=not args.no_recovered,
+        train_source=args.train_source,
         resources=resources, return_statistics=True, overwrite_cache=args.overwrite_cache,
     )
     embeddings = train_word2vec(dataset["train"], resources.tokenizer, args.cache_dir)

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from accelerate.utils import set_seed
 from transformers import HfArgumentParser
+from transformers.trainer_utils import enable_full_determinism
 
 from datasets_scripts.collator import KGSFDataCollator, expand_for_recommendation
 from datasets_scripts.crs_format import load_crs_dataset
@@ -242,7 +243,10 @@ def stage_setup(training_args: TrainingArguments, data_args: DataArguments, mode
     splits, word vectors) while the others wait, then they read them. The seed is set before the
     model is built, so a new model's initial weights come from ``--seed`` too."""
     accelerator = make_accelerator(training_args)
-    set_seed(training_args.seed)
+    if training_args.full_determinism:
+        enable_full_determinism(training_args.seed)
+    else:
+        set_seed(training_args.seed)
     with accelerator.main_process_first():
         data = KGSFData(data_args, model_args.init_from)
         model = build_model(data, model_args)

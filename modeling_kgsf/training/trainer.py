@@ -71,6 +71,9 @@ class TrainingArguments:
     resume: bool = field(default=False, metadata={"help": "Continue from the newest checkpoint in output_dir."})
     log_steps: int = field(default=10, metadata={"help": "Update the progress bar's loss every N steps."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+    full_determinism: bool = field(default=False, metadata={
+        "help": "transformers.enable_full_determinism(seed): deterministic GPU kernels (slower). On a CPU the same command "
+                "and seed already give bit-identical results (docs: Reproducibility)."})
     freeze_unused_parameters: bool = field(default=True, metadata={
         "help": "Freeze, for this stage, the parameters that get no gradient in a probe step (needed by DDP; no effect on results)."})
     ddp_find_unused_parameters: bool = field(default=True, metadata={
