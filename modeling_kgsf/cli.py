@@ -7,10 +7,15 @@
 seeker (``--first recommender`` to start with the recommender), and prints the recommendations
 with their explanations (``--json``: one JSON object; ``--reply`` adds the generated reply).
 ``chat`` reads one seeker message per line from stdin and answers each with recommendations, the
-reasons and a generated reply (which becomes the recommender's turn); ``/reset`` starts a new
+reasons and a generated reply (which becomes the recommender's turn) with the items it names and
+why; ``/reset`` starts a new
 conversation, ``/quit`` or end of input leaves. Errors (unknown folder, a folder that is not a
 KGSF model or lacks ``kg_resources.json``, an empty conversation) are one line on stderr and exit
 status 1 (2 for bad usage).
+
+Replies use the folder's generation settings (item slots filled by the recommender, no repeated
+3-gram, a repetition penalty; docs/DESIGN.md "Replies and item slots"); ``--decoding paper`` is the
+paper's plain greedy decoding with items only through the copy distribution.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import argparse
 import json
 import sys
 
+from .generation_kgsf import PAPER_DECODING
 from .pipeline_kgsf import ConversationError, ModelFolderError, Recommendation
 
 SCORE_NOTE = "score = softmax probability over all items"
@@ -54,6 +60,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-hops", type=int, default=2, help="longest DBpedia path shown as an explanation (default 2)")
     parser.add_argument("--max-new-tokens", type=int, default=20, help="length bound of generated replies (default 20)")
     parser.add_argument("--num-beams", type=int, default=1, help="beam search width for replies (default 1: greedy)")
+    parser.add_argument("--decoding", choices=("default", "paper"), default="default",
+                        help="replies: the folder's generation settings (item slots, no loops; default) or the paper's plain "
+                             "greedy decoding (items only through the copy distribution)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(chat)
     chat.add_argument("--no-reply", action="store_true", help="do not generate replies (recommendations only)")
     return parser
+
+
+def _reply(crs, turns, args):
+    """The generated reply (a ``Reply``: text and the items it names with their explanations)."""
+    kwargs = dict(PAPER_DECODING) if args.decoding == "paper" else {}
+    kwargs["num_beams"] = args.num_beams
+    return crs.respond_with_items(turns, max_new_tokens=args.max_new_tokens, max_hops=args.max_hops, **kwargs)
+
+
+def format_reply_items(items: list[Recommendation]) -> list[str]:
+    """One line per item a reply names: its rank among the recommendations and the path that explains it."""
+    lines = []
+    for item in items:
+        path = item.explanation.path if item.explanation else None
+        lines.append(f"      names {item.title} (recommendation #{item.rank}): {path or 'no path within the hop limit'}")
+    return lines
 
 
 def _turns_with_roles(texts: list[str], first: str) -> list[dict]:
@@ -95,7 +120,7 @@ def run_recommend(args) -> int:
     crs = _load(args.folder)
     recommendations = crs.recommend(turns, k=args.k or 10, exclude_mentioned=not args.include_mentioned,
                                     explain=not args.no_explain, max_hops=args.max_hops)
-    reply = crs.respond(turns, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams) if args.reply else None
+    reply = _reply(crs, turns, args) if args.reply else None
     if args.json:
         row = crs.context_row(turns)
         result = {
@@ -109,14 +134,17 @@ def run_recommend(args) -> int:
             },
         }
         if reply is not None:
-            result["reply"] = reply
+            result["reply"] = reply.text
+            result["reply_items"] = [item.to_dict() for item in reply.items]
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
         note = "" if args.include_mentioned else "; items already mentioned are left out"
         print(f"Recommendations ({SCORE_NOTE}{note}):")
         print(format_recommendations(recommendations, show_why=not args.no_explain))
         if reply is not None:
-            print(f"reply: {reply}")
+            print(f"reply: {reply.text}")
+            for line in format_reply_items(reply.items):
+                print(line)
     return 0
 
 
@@ -151,9 +179,11 @@ def run_chat(args) -> int:
         print(f"recommendations ({SCORE_NOTE}):")
         print(format_recommendations(recommendations))
         if not args.no_reply:
-            reply = crs.respond(turns, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
-            print(f"kgsf> {reply}")
-            turns.append({"role": "recommender", "text": reply})
+            reply = _reply(crs, turns, args)
+            print(f"kgsf> {reply.text}")
+            for line in format_reply_items(reply.items):
+                print(line)
+            turns.append({"role": "recommender", "text": reply.text})
     return 0
 
 

@@ -8,6 +8,7 @@ turns = ["Hi! I loved Paranormal Activity, anything scary with Tom Hanks?"]
 for rec in crs.recommend(turns, k=5):
     print(rec.rank, rec.title, rec.score, rec.explanation.path)
 print(crs.respond(turns))                       # greedy, 20 new tokens, @movieId shown as titles
+reply = crs.respond_with_items(turns)           # .text, .tokens, .items (Recommendation with .explanation)
 ```
 
 ``turns`` are plain strings alternating seeker / recommender (the first is the seeker's), or
@@ -25,8 +26,15 @@ the folder is read, and nothing here imports ``datasets_scripts``.
 Scores: ``score`` is the softmax probability over all ``n_item`` items (before items mentioned
 in the context are left out), ``logit`` the raw recommender score. Explanations: the context
 concept words and entities ranked by the recommender's self-attention weights (the paper's
-Figure 4; the same for every item of a turn), and the shortest DBpedia path (at most ``max_hops``
-hops, relations with a known name preferred) from a context entity to the item, or None.
+Figure 4; the same for every item of a turn), and the most specific DBpedia path (at most
+``max_hops`` hops; starring, director, writer, genre, subject preferred, hub nodes such as a
+distributor penalised by their degree, see :class:`_PathFinder`) from a context entity to the
+item, or None.
+
+Replies: :meth:`ConversationalRecommender.respond` (text) and
+:meth:`~ConversationalRecommender.respond_with_items` (text, tokens, and the items the reply names
+with their ranks and explanations). With the default item slots (``generation_kgsf``) the items a
+reply names are the top of :meth:`~ConversationalRecommender.recommend`'s ranking.
 """
 from __future__ import annotations
 
@@ -113,6 +121,23 @@ class Recommendation:
         return asdict(self)
 
 
+@dataclass
+class Reply:
+    """A generated recommender turn: ``text`` (items shown as titles), ``tokens`` (``@movieId`` kept)
+    and ``items``, the items it names in order of first appearance, each a :class:`Recommendation`
+    with its rank in the recommender's ranking for this context and its explanation."""
+
+    text: str
+    tokens: list[str]
+    items: list[Recommendation] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 def normalize_turns(turns) -> list[tuple[str, str]]:
     """``(role, text)`` pairs with roles ``seeker`` / ``recommender``; empty texts dropped.
 
@@ -141,71 +166,102 @@ def normalize_turns(turns) -> list[tuple[str, str]]:
     return normalized
 
 
-class _PathFinder:
-    """Shortest paths on the item graph (the model's ``dbpedia_edge_index`` / ``dbpedia_edge_type``
-    buffers, self-loops dropped, both directions present), as CSR arrays; named relations first."""
+#: Cost of one hop by relation name in explanation paths (lower = preferred): people and the
+#: film's own properties first, hubs such as a distributor, a language or a country last.
+RELATION_COSTS = {
+    "starring": 1.0, "director": 1.0, "writer": 1.0, "genre": 1.5, "subject": 1.5, "based_on": 1.5, "series": 1.5,
+    "narrator": 2.0, "musicComposer": 2.0, "producer": 2.0, "cinematography": 2.5, "editing": 2.5,
+    "distributor": 4.0, "language": 4.0, "country": 4.0, "location": 4.0,
+}
+OTHER_RELATION_COST = 2.5  # a named relation not listed above
+UNNAMED_RELATION_COST = 4.0  # a relation without a known name
+DEGREE_PENALTY = 1.0  # cost per log(1 + degree) of each node a path passes through
 
-    def __init__(self, edge_index: torch.Tensor, edge_type: torch.Tensor, relation_names: list, num_nodes: int):
+
+class _PathFinder:
+    """Cheapest explanation paths on the item graph (the model's ``dbpedia_edge_index`` /
+    ``dbpedia_edge_type`` buffers, self-loops dropped, both directions present), as CSR arrays.
+
+    A path's cost is the sum of its hops' relation costs (:data:`RELATION_COSTS`: starring,
+    director, writer, genre, subject first; distributor, language, country last; unnamed relations
+    last) plus ``DEGREE_PENALTY * log(1 + degree)`` for every node it passes through, so that "Tom
+    Hanks -[starring]- X" or "A -[director]- Nolan -[director]- B" win over "A -[distributor]-
+    Paramount Pictures -[distributor]- B" (a hub with thousands of films)."""
+
+    def __init__(self, edge_index: torch.Tensor, edge_type: torch.Tensor, relation_names: list, num_nodes: int,
+                 relation_costs: dict | None = None, degree_penalty: float = DEGREE_PENALTY):
         source, target, types = (t.cpu().numpy() for t in (edge_index[0], edge_index[1], edge_type))
         keep = source != target
         source, target, types = source[keep], target[keep], types[keep]
         self.relation_names = list(relation_names) + [None] * max(0, int(types.max(initial=-1)) + 1 - len(relation_names))
-        unnamed = np.array([name is None for name in self.relation_names], dtype=bool)
-        order = np.lexsort((unnamed[types] if len(types) else types, source))
+        costs = RELATION_COSTS if relation_costs is None else relation_costs
+        relation_cost = np.array([UNNAMED_RELATION_COST if name is None else costs.get(name, OTHER_RELATION_COST)
+                                  for name in self.relation_names] or [0.0], dtype=np.float64)
+        order = np.lexsort((target, source))
         self.neighbors, self.types = target[order], types[order]
-        self.unnamed = unnamed[self.types] if len(self.types) else np.zeros(0, dtype=bool)
+        self.edge_cost = relation_cost[self.types] if len(self.types) else np.zeros(0)
         self.indptr = np.searchsorted(source[order], np.arange(num_nodes + 1))
         self.num_nodes = num_nodes
+        self.penalty = degree_penalty * np.log1p(np.diff(self.indptr).astype(np.float64))  # (num_nodes,)
 
     def _expand(self, frontier: np.ndarray):
-        """All edges out of ``frontier``: (position of the origin in frontier, neighbour, relation, unnamed)."""
+        """All edges out of ``frontier``: (position of the origin in frontier, edge positions)."""
         starts, ends = self.indptr[frontier], self.indptr[frontier + 1]
         counts = ends - starts
         origin = np.repeat(np.arange(len(frontier)), counts)
         offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        edges = np.repeat(starts, counts) + offsets
-        return origin, self.neighbors[edges], self.types[edges], self.unnamed[edges]
+        return origin, np.repeat(starts, counts) + offsets
 
     def paths(self, sources: list[int], targets: list[int], max_hops: int) -> dict[int, tuple[list[int], list[int]]]:
-        """target -> (nodes, relation ids) of a shortest path of at most ``max_hops`` hops from any
-        source (earlier sources and named relations win ties). Breadth-first search for
-        ``max_hops - 1`` layers from the sources, then the last hop from each target's side."""
-        depth = np.full(self.num_nodes, -1, dtype=np.int64)
-        parent = np.full(self.num_nodes, -1, dtype=np.int64)
-        relation = np.full(self.num_nodes, -1, dtype=np.int64)
-        frontier = np.array(list(dict.fromkeys(s for s in sources if 0 <= s < self.num_nodes)), dtype=np.int64)
-        depth[frontier] = 0
+        """target -> (nodes, relation ids) of the cheapest path of at most ``max_hops`` hops from any
+        source (earlier sources win ties). Layered search for ``max_hops - 1`` hops from the
+        sources (cheapest way to reach each node in exactly h hops), then the last hop from each
+        target's side."""
+        sources = list(dict.fromkeys(s for s in sources if 0 <= s < self.num_nodes))
+        found = {t: ([t], []) for t in targets if t in set(sources)}
+        if not sources or max_hops < 1:
+            return found
+        layers = []  # per hop h: (cost (n,), parent (n,), relation (n,)) of the cheapest h-hop walk
+        cost = np.full(self.num_nodes, np.inf)
+        cost[sources] = np.arange(len(sources)) * 1e-9  # earlier (more attended) sources win ties
+        layers.append((cost, None, None))
+        frontier = np.array(sources, dtype=np.int64)
         for hop in range(1, max_hops):
-            if not len(frontier):
+            origin, edges = self._expand(frontier)
+            if not len(edges):
                 break
-            origin, neighbor, types, unnamed = self._expand(frontier)
-            fresh = depth[neighbor] < 0
-            origin, neighbor, types, unnamed = origin[fresh], neighbor[fresh], types[fresh], unnamed[fresh]
-            order = np.lexsort((origin, unnamed))  # named relations first, then frontier order
-            neighbor, first = np.unique(neighbor[order], return_index=True)
+            origins = frontier[origin]
+            through = layers[-1][0][origins] + self.edge_cost[edges] + (self.penalty[origins] if hop > 1 else 0.0)
+            neighbor = self.neighbors[edges]
+            order = np.lexsort((through, neighbor))
+            reached, first = np.unique(neighbor[order], return_index=True)
             chosen = order[first]
-            parent[neighbor], relation[neighbor], depth[neighbor] = frontier[origin[chosen]], types[chosen], hop
-            frontier = neighbor[np.argsort(chosen, kind="stable")]  # keep discovery order
-        found = {}
+            cost, parent, relation = np.full(self.num_nodes, np.inf), np.full(self.num_nodes, -1), np.full(self.num_nodes, -1)
+            cost[reached], parent[reached], relation[reached] = through[chosen], origins[chosen], self.types[edges[chosen]]
+            layers.append((cost, parent, relation))
+            frontier = reached
         for target in targets:
-            if not 0 <= target < self.num_nodes:
+            if target in found or not 0 <= target < self.num_nodes:
                 continue
-            if depth[target] < 0 and max_hops > 0:  # last hop: a neighbour of the target already reached
-                start, end = self.indptr[target], self.indptr[target + 1]
-                neighbors = self.neighbors[start:end]
-                reached = depth[neighbors] >= 0
-                if not reached.any():
-                    continue
-                candidates = np.flatnonzero(reached)
-                best = candidates[np.lexsort((self.unnamed[start:end][candidates], depth[neighbors[candidates]]))[0]]
-                nodes, relations = [target, int(neighbors[best])], [int(self.types[start + best])]
-            elif depth[target] >= 0:
-                nodes, relations = [target], []
-            else:
+            start, end = self.indptr[target], self.indptr[target + 1]
+            if start == end:
                 continue
-            while parent[nodes[-1]] >= 0:
+            neighbors = self.neighbors[start:end]
+            best = (np.inf, -1, -1)
+            for hop, (cost, _, _) in enumerate(layers):
+                total = cost[neighbors] + self.edge_cost[start:end] + (self.penalty[neighbors] if hop > 0 else 0.0)
+                position = int(np.argmin(total))
+                if total[position] < best[0]:
+                    best = (float(total[position]), hop, position)
+            if not np.isfinite(best[0]):
+                continue
+            _, hop, position = best
+            nodes, relations = [target, int(neighbors[position])], [int(self.types[start + position])]
+            while hop > 0:
+                _, parent, relation = layers[hop]
                 relations.append(int(relation[nodes[-1]]))
                 nodes.append(int(parent[nodes[-1]]))
+                hop -= 1
             found[target] = (nodes[::-1], relations[::-1])
         return found
 
@@ -374,21 +430,68 @@ class ConversationalRecommender:
 
     # ------------------------------------------------------------------ response
     def respond(self, turns, max_new_tokens: int = 20, **generate_kwargs) -> str:
-        """The model's next recommender turn (``generate``; greedy unless told otherwise), with
-        ``@movieId`` tokens written as titles."""
-        return self.render_tokens(self.respond_tokens(turns, max_new_tokens=max_new_tokens, **generate_kwargs))
+        """The model's next recommender turn as text (``@movieId`` written as titles); see
+        :meth:`respond_with_items` (same arguments) for the items it names and why."""
+        return self.respond_with_items(turns, max_new_tokens=max_new_tokens, **generate_kwargs).text
 
     def respond_tokens(self, turns, max_new_tokens: int = 20, **generate_kwargs) -> list[str]:
         """The generated reply as vocabulary tokens (``@movieId`` kept), up to ``__end__``."""
+        return self.respond_with_items(turns, max_new_tokens=max_new_tokens, explain=False, **generate_kwargs).tokens
+
+    def respond_with_items(self, turns, max_new_tokens: int = 20, k: int = 10, explain: bool = True, max_hops: int = 2,
+                           **generate_kwargs) -> Reply:
+        """The next recommender turn (``model.generate``) and the items it names, with explanations.
+
+        Decoding follows the folder's ``generation_config`` (item slots, no repeated 3-gram, a
+        repetition penalty; greedy unless told otherwise); any ``generate`` argument passes through,
+        e.g. ``num_beams=4``, ``do_sample=True`` or ``**generation_kgsf.PAPER_DECODING``. With item
+        slots (docs/DESIGN.md, "Replies and item slots") each item the reply names is the best item
+        of :meth:`recommend`'s ranking (top ``k``, same preferences, mentioned items left out) not
+        named earlier in the reply, so the reply agrees with the recommendations. Items named
+        otherwise (``item_slots=False``: through the copy distribution) get their rank among all
+        items by the recommender's raw score.
+        """
         generate_kwargs.setdefault("num_beams", 1)
         generate_kwargs.setdefault("do_sample", False)
-        batch = self._batch(self.context_row(turns))
+        row = self.context_row(turns)
+        ranked = self.recommend(turns, k=k, explain=explain, max_hops=max_hops)
+        item_scores = torch.full((1, self.model.config.n_item), float("-inf"), device=self.model.device)
+        for recommendation in ranked:
+            item_scores[0, recommendation.item_index] = -float(recommendation.rank)
+        batch = self._batch(row)
         with torch.no_grad():
-            sequences = self.model.generate(**batch, max_new_tokens=max_new_tokens, **generate_kwargs)
+            sequences = self.model.generate(**batch, max_new_tokens=max_new_tokens, item_scores=item_scores, **generate_kwargs)
         tokens = []
         for token_id in sequences[0, 1:].tolist():
             if token_id == self.tokenizer.eos_token_id:
                 break
             if token_id != self.tokenizer.pad_token_id:
                 tokens.append(self.tokenizer.convert_ids_to_tokens(token_id))
-        return tokens
+        return Reply(text=self.render_tokens(tokens), tokens=tokens, items=self._named_items(tokens, row, ranked, explain, max_hops))
+
+    def _named_items(self, tokens: list[str], row: dict, ranked: list[Recommendation], explain: bool, max_hops: int) -> list[Recommendation]:
+        by_entity = {recommendation.entity_id: recommendation for recommendation in ranked}
+        named, others = [], []
+        for token in tokens:
+            movie = _MOVIE_TOKEN.match(token)
+            entity = self.resources.entities.movie_id_to_entity.get(movie.group(1)) if movie else None
+            if entity is None or entity not in self.item_index_of_entity or any(r.entity_id == entity for r in named):
+                continue
+            recommendation = by_entity.get(entity)
+            if recommendation is None:
+                recommendation = Recommendation(rank=0, title=self.entity_name(entity), movie_id=self.movie_of_entity.get(entity),
+                                                entity_id=entity, item_index=self.item_index_of_entity[entity], score=0.0, logit=0.0)
+                others.append(recommendation)
+            named.append(recommendation)
+        if others:  # named outside the ranking (copy-only decoding): rank by the recommender's raw score
+            with torch.no_grad():
+                out = self.model(**self._batch(row), task="rec")
+            logits = out.rec_logits[0].float()
+            probabilities = torch.softmax(logits, dim=-1)
+            for recommendation in others:
+                index = recommendation.item_index
+                recommendation.rank = 1 + int((logits > logits[index]).sum())
+                recommendation.score, recommendation.logit = float(probabilities[index]), float(logits[index])
+            if explain:
+                self._explain(others, row, out, 5, 5, max_hops)
+        return named

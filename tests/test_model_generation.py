@@ -1,8 +1,13 @@
-"""generate(): greedy, beams, sampling, the copy-mixed logits, no padding inside a sequence."""
+"""generate(): greedy, beams, sampling, the copy-mixed logits, no padding inside a sequence.
+
+The tests that compare with forward() pass the paper's decoding (``PAPER_DECODING``: no item slots,
+no repetition control); the item slots and the default settings are tested in test_item_slots.py.
+"""
 import pytest
 import torch
 
 from kgsf_tiny import tiny_batch, tiny_model
+from modeling_kgsf.generation_kgsf import KGSF_GENERATION_DEFAULTS, PAPER_DECODING
 
 CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 
@@ -13,7 +18,9 @@ def context(batch):
 
 @pytest.fixture(scope="module")
 def model():
-    return tiny_model(seed=7).eval()
+    model = tiny_model(seed=7).eval()
+    model.set_item_token_ids(torch.arange(40, 52))  # item i <-> token 40 + i (kgsf_tiny's item tokens)
+    return model
 
 
 def greedy_by_hand(model, inputs, steps):
@@ -46,11 +53,14 @@ def test_generation_config_defaults(model):
     config = model.generation_config
     assert (config.decoder_start_token_id, config.eos_token_id, config.pad_token_id) == (1, 2, 0)
     assert config.max_new_tokens == model.config.max_response_length and config.use_cache is False
+    assert config.item_slots is True and config.no_repeat_ngram_size == KGSF_GENERATION_DEFAULTS["no_repeat_ngram_size"] > 0
+    assert config.repetition_penalty == KGSF_GENERATION_DEFAULTS["repetition_penalty"] > 1.0
+    assert PAPER_DECODING == {"item_slots": False, "no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "num_beams": 1, "do_sample": False}
 
 
 def test_greedy_matches_forward_argmax(model):
     inputs = context(tiny_batch(seed=11))
-    generated = model.generate(**inputs, max_new_tokens=6, num_beams=1, do_sample=False)
+    generated = model.generate(**inputs, max_new_tokens=6, **PAPER_DECODING)
     expected = greedy_by_hand(model, inputs, 6)
     assert torch.equal(generated, expected[:, : generated.shape[1]])
     check_padding(generated)
@@ -74,12 +84,12 @@ def test_beam_scores_are_the_models_sequence_log_probs(model):
     it reports for each returned beam equals the sequence's log-probability recomputed by forward(),
     the beams come best first, and the best beam is at least as likely as the greedy reply."""
     inputs = context(tiny_batch(seed=12))
-    beams = model.generate(**inputs, max_new_tokens=6, num_beams=4, num_return_sequences=2, do_sample=False,
-                           length_penalty=0.0, return_dict_in_generate=True, output_scores=True)
+    beams = model.generate(**inputs, max_new_tokens=6, num_return_sequences=2, length_penalty=0.0, return_dict_in_generate=True,
+                           output_scores=True, **{**PAPER_DECODING, "num_beams": 4})
     recomputed = sequence_log_prob(model, inputs, beams.sequences, copies=2)
     assert torch.allclose(beams.sequences_scores, recomputed, atol=1e-4), (beams.sequences_scores, recomputed)
     assert (beams.sequences_scores.view(-1, 2)[:, 0] >= beams.sequences_scores.view(-1, 2)[:, 1] - 1e-6).all()
-    greedy = model.generate(**inputs, max_new_tokens=6, num_beams=1, do_sample=False)
+    greedy = model.generate(**inputs, max_new_tokens=6, **PAPER_DECODING)
     greedy_score = sequence_log_prob(model, inputs, greedy)
     assert (beams.sequences_scores.view(-1, 2)[:, 0] >= greedy_score - 1e-4).all()
 

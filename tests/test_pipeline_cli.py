@@ -78,6 +78,59 @@ def test_api_recommend_and_respond(folder):
     assert isinstance(reply, str)
 
 
+def test_respond_with_items_names_the_top_recommendations_with_explanations(folder):
+    """With item slots the reply's items are recommend()'s ranking, in order, each with its explanation;
+    the text shows them as titles. The decoder is pushed towards items so that the reply names some."""
+    import torch
+
+    from modeling_kgsf import ConversationalRecommender
+    from modeling_kgsf.generation_kgsf import PAPER_DECODING
+
+    crs = ConversationalRecommender.from_pretrained(folder)
+    assert crs.model.kgsf.item_tokens_known()  # make_save_model's folder: the map is in the weights or rebuilt at load
+    turns = ["I like Paranormal Activity with Tom Hanks", "Have you seen @222 ?", "yes, scary ones"]
+    with torch.no_grad():
+        crs.model.copy_head.vocab_projection.bias.add_(crs.model.kgsf.item_token_vocab_mask.float() * 50.0)
+    reply = crs.respond_with_items(turns, max_new_tokens=6)
+    ranked = crs.recommend(turns, k=10)
+    assert [item.entity_id for item in reply.items] == [r.entity_id for r in ranked][: len(reply.items)] and reply.items
+    assert all(item.explanation is not None and item.title in reply.text for item in reply.items)
+    assert reply.text == crs.respond(turns, max_new_tokens=6) and "@" not in reply.text
+    assert crs.respond_tokens(turns, max_new_tokens=6) == reply.tokens
+    paper = crs.respond_with_items(turns, max_new_tokens=6, **PAPER_DECODING)  # copy only: the item tokens' own argmax
+    assert all(item.rank >= 1 and item.explanation is not None for item in paper.items)
+    assert len({item.entity_id for item in reply.items}) == len(reply.items)
+
+
+def test_path_finder_prefers_specific_relations_and_avoids_hubs():
+    """A tiny graph: film A and film B share a distributor (a hub with many films) and a director; B is
+    also one hop from A through an unnamed relation. The explanation takes the director."""
+    import torch
+
+    from modeling_kgsf.pipeline_kgsf import _PathFinder
+
+    names = ["self_loop", "distributor", "director", None, "starring"]
+    A, B, HUB, DIRECTOR, ACTOR, C = 0, 1, 2, 3, 4, 5
+    films = list(range(6, 30))
+    triples = [(A, 1, HUB), (B, 1, HUB), (A, 2, DIRECTOR), (B, 2, DIRECTOR), (A, 3, C), (C, 3, B), (ACTOR, 4, B)]
+    triples += [(film, 1, HUB) for film in films]
+    source = [h for h, _, t in triples] + [t for h, _, t in triples] + list(range(30))
+    target = [t for h, _, t in triples] + [h for h, _, t in triples] + list(range(30))
+    types = [r for _, r, _ in triples] * 2 + [0] * 30
+    finder = _PathFinder(torch.tensor([source, target]), torch.tensor(types), names, 30)
+    nodes, relations = finder.paths([A], [B], max_hops=2)[B]
+    assert nodes == [A, DIRECTOR, B] and [names[r] for r in relations] == ["director", "director"]
+    # a direct specific relation beats any two-hop path; earlier sources win ties
+    assert finder.paths([A, ACTOR], [B], max_hops=2)[B] == ([ACTOR, B], [4])
+    # without the director, the unnamed detour through the low-degree node C beats the hub
+    no_director = [i for i, (s, t) in enumerate(zip(source, target)) if DIRECTOR not in (s, t)]
+    finder = _PathFinder(torch.tensor([source, target])[:, no_director], torch.tensor(types)[no_director], names, 30)
+    assert finder.paths([A], [B], max_hops=2)[B][0] == [A, C, B]
+    assert finder.paths([A], [B], max_hops=1) == {} and finder.paths([B], [B], max_hops=2)[B] == ([B], [])
+    assert finder.paths([A], [films[0]], max_hops=2)[films[0]][0] == [A, HUB, films[0]]  # the hub when nothing else joins them
+    assert finder.paths([A], [films[0]], max_hops=3)[films[0]][0] == [A, HUB, films[0]]
+
+
 def test_paths_use_the_graph_and_relation_names(folder, tmp_path):
     from modeling_kgsf.pipeline_kgsf import ConversationalRecommender
 
@@ -112,6 +165,10 @@ def test_cli_recommend_json(folder):
     assert "path" in first["explanation"]
     assert {e["name"] for e in output["context"]["entities"]} >= {"Paranormal Activity (2007)", "Tom Hanks", "Toy Story (1995)"}
     assert isinstance(output["reply"], str) and "@" not in output["reply"]  # @movieId rendered as titles
+    assert isinstance(output["reply_items"], list)
+    assert all(item["explanation"] is not None and item["title"] in output["reply"] for item in output["reply_items"])
+    paper = json.loads(kgsf("recommend", folder, "I like Paranormal Activity", "--json", "--reply", "--decoding", "paper").stdout)
+    assert isinstance(paper["reply"], str)
 
 
 def test_cli_chat_on_stdin(folder):

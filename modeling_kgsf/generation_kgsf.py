@@ -1,0 +1,234 @@
+"""Decoding for KGSF replies: item slots filled by the recommender, and the default generation settings.
+
+The paper's decoder names a movie only through its vocabulary + copy distribution: at a position
+where the human reply has an item, a trained model spreads about 0.10 of its probability over the
+~5,700 item tokens but puts at most ~0.003 on any one of them, so greedy and beam search never pick
+an item, and the recommender's scores never reach the reply. With **item slots** (the default,
+``generation_config.item_slots = True``) the item tokens are read as one decision:
+
+* the *slot* is the summed probability of all item tokens at this step (``logsumexp`` of their
+  scores): "an item goes here";
+* that whole mass is put on one token, the recommender's best item for this context that is not
+  mentioned yet (not in the context, not earlier in this sequence), and every other item token gets
+  ``-inf``.
+
+The rest of the distribution (words, end token) is untouched, so greedy decoding names an item
+exactly when the summed item probability beats every word, and beam search and sampling see the
+same distribution. :class:`ItemSlotLogitsProcessor` does this inside the standard ``generate()``
+path (``KGSFForConversationalRecommendation._get_logits_processor`` puts it first, before the
+repetition processors and the sampling warpers); the recommender scores are computed once per
+context from the encoder outputs (the same pooled vectors as ``forward(task="rec")``), or passed as
+``generate(..., item_scores=(B, n_item))`` (the pipeline passes its own ranking). The paper's
+behaviour, items only through the copy distribution, is ``generate(..., item_slots=False)``, or all
+of the paper's decoding with ``generate(..., **PAPER_DECODING)``.
+
+The item index -> token map is the model's ``item_token_ids`` buffer (``(n_item,)``, -1 where an
+item has no token), saved with the weights; folders saved before it existed get it at
+``from_pretrained`` from their ``vocab.json`` and ``kg_resources.json``
+(:func:`item_token_ids_from_folder`). Without a map the slot is filled with the decoder's own best
+item token (still once per slot and never an item already mentioned).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import LogitsProcessor
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+#: The paper's decoding: items only through the copy distribution, plain greedy search, no
+#: repetition control (``generate(**inputs, **PAPER_DECODING)``; ``--decoding paper`` of the evaluation).
+PAPER_DECODING = {"item_slots": False, "no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "num_beams": 1, "do_sample": False}
+
+#: What ``model.generation_config`` holds by default (saved in ``generation_config.json``), chosen by
+#: measurement on validation replies (docs/DESIGN.md, "Replies and item slots").
+KGSF_GENERATION_DEFAULTS = {"item_slots": True, "no_repeat_ngram_size": 3, "repetition_penalty": 1.2}
+
+
+def apply_generation_defaults(generation_config, only_unset: bool = True):
+    """Set :data:`KGSF_GENERATION_DEFAULTS` on ``generation_config`` (in place, returned).
+
+    ``only_unset``: keep a value that differs from the library default (a folder's own choice);
+    used to upgrade ``generation_config.json`` files saved before item slots existed.
+    """
+    library = generation_config._get_default_generation_params()
+    for key, value in KGSF_GENERATION_DEFAULTS.items():
+        current = getattr(generation_config, key, None)
+        if not only_unset or current is None or (key in library and current == library[key]):
+            setattr(generation_config, key, value)
+    return generation_config
+
+
+# --------------------------------------------------------------------------- item token map
+def item_token_ids_from_vocab(vocab: dict, movies: dict, item_entity_ids, item_token_vocab_mask=None) -> torch.Tensor:
+    """``(n_item,)`` token id of each item (-1: none) from a vocabulary and an item table.
+
+    ``vocab``: token -> id (item tokens are ``"@<movieId>"``); ``movies``: movieId -> ``(entity id,
+    mentions)`` (or ``[entity, title, mentions]`` as in ``kg_resources.json``). When several tokens
+    name one item, the most mentioned wins (then the smaller token id), as the pipeline names items.
+    Tokens outside ``item_token_vocab_mask`` (when given) are not used.
+    """
+    item_entity_ids = [int(e) for e in torch.as_tensor(item_entity_ids).tolist()]
+    index_of_entity = {entity: index for index, entity in enumerate(item_entity_ids)}
+    best: dict[int, tuple] = {}
+    for movie_id, value in movies.items():
+        entity, mentions = (value[0], value[-1]) if isinstance(value, (list, tuple)) else (value, 0)
+        token = vocab.get(f"@{movie_id}")
+        if entity is None or token is None or int(entity) not in index_of_entity:
+            continue
+        if item_token_vocab_mask is not None and not bool(item_token_vocab_mask[token]):
+            continue
+        index = index_of_entity[int(entity)]
+        key = (-(mentions or 0), token)
+        if index not in best or key < best[index]:
+            best[index] = key
+    ids = torch.full((len(item_entity_ids),), -1, dtype=torch.long)
+    for index, (_, token) in best.items():
+        ids[index] = token
+    return ids
+
+
+def item_token_ids_from_folder(folder, item_entity_ids, item_token_vocab_mask=None) -> torch.Tensor | None:
+    """:func:`item_token_ids_from_vocab` over a model folder's ``vocab.json`` and ``kg_resources.json``;
+    None when the folder lacks them (or they cannot be read)."""
+    folder = Path(str(folder))
+    try:
+        vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        movies = json.loads((folder / "kg_resources.json").read_text(encoding="utf-8"))["movies"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return item_token_ids_from_vocab(vocab, movies, item_entity_ids, item_token_vocab_mask)
+
+
+# --------------------------------------------------------------------------- the processor
+class ItemSlotLogitsProcessor(LogitsProcessor):
+    """One item decision per step, filled by the recommender (module docstring).
+
+    Args:
+        item_token_mask: ``(V,)`` bool, the item tokens (the model's ``item_token_vocab_mask``).
+        item_token_ids: ``(n_item,)`` token of each item, -1 where none; None: no map (the slot
+            then goes to the decoder's best item token).
+        item_scores: ``(N, n_item)`` recommender scores of each row's context (higher is better;
+            ``-inf`` = never), rows as ``generate`` expands them (beams / returned sequences of one
+            context are consecutive). Rows are repeated when the processor sees a multiple of N.
+        mentioned_items: ``(N, n_item)`` bool, items the context already mentions.
+        mentioned_tokens: ``(N, L)`` token ids of the context (its item tokens count as mentioned).
+    """
+
+    def __init__(self, item_token_mask: torch.Tensor, item_token_ids: torch.Tensor | None = None,
+                 item_scores: torch.Tensor | None = None, mentioned_items: torch.Tensor | None = None,
+                 mentioned_tokens: torch.Tensor | None = None):
+        mask = item_token_mask.bool()
+        device = mask.device
+        vocab = mask.numel()
+        if item_token_ids is not None and bool((item_token_ids >= 0).any()):
+            ids = item_token_ids.to(device)
+            keep = ids >= 0
+            self.candidate_tokens = ids[keep]  # (C,) one token per item that has one
+            self.candidate_items = torch.nonzero(keep).squeeze(-1)  # (C,) its item index
+            self.num_keys = ids.numel()  # mentions are counted per item
+            self.key_of_token = torch.full((vocab + 1,), -1, dtype=torch.long, device=device)
+            self.key_of_token[self.candidate_tokens] = self.candidate_items
+            self.candidate_keys = self.candidate_items
+        else:
+            self.candidate_tokens = torch.nonzero(mask).squeeze(-1)
+            self.candidate_items = None
+            self.num_keys = vocab  # mentions are counted per token
+            self.key_of_token = torch.full((vocab + 1,), -1, dtype=torch.long, device=device)
+            self.key_of_token[self.candidate_tokens] = self.candidate_tokens
+            self.candidate_keys = self.candidate_tokens
+            item_scores = None  # scores over items cannot be placed on tokens without the map
+        self.item_token_mask = mask
+        self.item_columns = torch.nonzero(mask).squeeze(-1)  # (M,) every item token
+        self.candidate_scores = None
+        if item_scores is not None:
+            self.candidate_scores = item_scores.to(device).float()[:, self.candidate_items]  # (N, C)
+        rows = item_scores.shape[0] if item_scores is not None else (
+            mentioned_items.shape[0] if mentioned_items is not None else (mentioned_tokens.shape[0] if mentioned_tokens is not None else 0))
+        self.context_mentioned = torch.zeros(rows, self.num_keys + 1, dtype=torch.bool, device=device)
+        if mentioned_items is not None and self.candidate_items is not None:
+            self.context_mentioned[:, : self.num_keys] |= mentioned_items.to(device).bool()
+        if mentioned_tokens is not None:
+            self._mark(self.context_mentioned, mentioned_tokens.to(device))
+
+    def _mark(self, mentioned: torch.Tensor, tokens: torch.Tensor) -> None:
+        keys = self.key_of_token[tokens.clamp(0, self.key_of_token.numel() - 1)]
+        mentioned.scatter_(1, keys.masked_fill(keys < 0, self.num_keys), True)
+
+    def _per_row(self, tensor: torch.Tensor, rows: int) -> torch.Tensor:
+        if tensor.shape[0] == rows:
+            return tensor
+        if tensor.shape[0] == 0 or rows % tensor.shape[0]:
+            raise ValueError(f"ItemSlotLogitsProcessor: {rows} sequences for {tensor.shape[0]} contexts")
+        return tensor.repeat_interleave(rows // tensor.shape[0], dim=0)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        rows = scores.shape[0]
+        slot = torch.logsumexp(scores.index_select(1, self.item_columns).float(), dim=-1)  # (N,) log summed item probability
+        mentioned = self._per_row(self.context_mentioned, rows).clone() if self.context_mentioned.shape[0] else \
+            torch.zeros(rows, self.num_keys + 1, dtype=torch.bool, device=scores.device)
+        self._mark(mentioned, input_ids)  # items earlier in this sequence
+        if self.candidate_scores is not None:
+            ranking = self._per_row(self.candidate_scores, rows)
+        else:
+            ranking = scores.index_select(1, self.candidate_tokens).float()
+        ranking = ranking.masked_fill(mentioned[:, self.candidate_keys], float("-inf"))
+        best_value, best = ranking.max(dim=-1)
+        value = slot.masked_fill(~(torch.isfinite(best_value) & torch.isfinite(slot)), float("-inf")).to(scores.dtype)
+        out = scores.index_fill(1, self.item_columns, float("-inf"))
+        return out.scatter_(1, self.candidate_tokens[best][:, None], value[:, None])
+
+
+def build_item_slot_processor(model, model_kwargs: dict, encoder_input_ids: torch.Tensor | None) -> ItemSlotLogitsProcessor:
+    """The processor for one ``generate`` call of a ``KGSFForConversationalRecommendation``.
+
+    ``model_kwargs`` are generate's (already expanded for beams / returned sequences): the context
+    encoding ``encoder_outputs`` (its pooled word and entity vectors give the recommender scores,
+    once per call), ``item_scores`` when given, ``context_entity_ids`` / ``context_entity_mask``
+    and ``context_item_indices`` (mentioned items). ``encoder_input_ids`` are the context tokens.
+    """
+    body = model.kgsf
+    context = model_kwargs.get("encoder_outputs")
+    rows = None
+    if context is not None and getattr(context, "last_hidden_state", None) is not None:
+        rows = context.last_hidden_state.shape[0]
+    item_token_ids = body.item_token_ids if body.item_tokens_known() else None
+    if item_token_ids is None and body.item_token_vocab_mask.any():
+        logger.warning_once("item slots: the model has no item -> token map (item_token_ids); the slot takes the decoder's best "
+                       "item token. Set it with model.set_item_token_ids(...) or load the folder with its kg_resources.json")
+    item_scores = model_kwargs.get("item_scores")
+    if item_scores is None and item_token_ids is not None and context is not None and context.entity_vector is not None:
+        with torch.no_grad():
+            recommender = body.recommender
+            (items,) = body.entity_vectors(body.item_entity_ids)
+            item_scores = recommender(recommender.user_vector(context.word_vector, context.entity_vector), items)  # (N, n_item)
+    n_item = body.item_entity_ids.numel()
+    device = body.item_token_vocab_mask.device
+    rows = rows or (item_scores.shape[0] if item_scores is not None else None)
+    mentioned_items = None
+    entity_ids = model_kwargs.get("context_entity_ids")
+    if entity_ids is not None:
+        entity_mask = model_kwargs.get("context_entity_mask")
+        entity_mask = torch.ones_like(entity_ids, dtype=torch.bool) if entity_mask is None else entity_mask.bool()
+        item_of_entity = torch.full((model.config.n_entity + 1,), n_item, dtype=torch.long, device=device)
+        item_of_entity[body.item_entity_ids] = torch.arange(n_item, device=device)
+        index = item_of_entity[entity_ids.to(device).clamp(0, model.config.n_entity)].masked_fill(~entity_mask.to(device), n_item)
+        mentioned_items = torch.zeros(index.shape[0], n_item + 1, dtype=torch.bool, device=device).scatter_(1, index, True)[:, :n_item]
+    indices = model_kwargs.get("context_item_indices")
+    if indices is not None:
+        index = indices.to(device).masked_fill(indices.to(device) < 0, n_item)
+        extra = torch.zeros(index.shape[0], n_item + 1, dtype=torch.bool, device=device).scatter_(1, index, True)[:, :n_item]
+        mentioned_items = extra if mentioned_items is None else mentioned_items | extra
+    tokens = encoder_input_ids
+    if tokens is not None and rows and tokens.shape[0] != rows and rows % tokens.shape[0] == 0:
+        tokens = tokens.repeat_interleave(rows // tokens.shape[0], dim=0)
+    return ItemSlotLogitsProcessor(body.item_token_vocab_mask, item_token_ids, item_scores, mentioned_items, tokens)
+
+
+def repeated_ngram(tokens: list, n: int = 3) -> bool:
+    """Whether a word ``n``-gram occurs twice in ``tokens`` (the loop measure of the reply tests)."""
+    grams = [tuple(tokens[i: i + n]) for i in range(len(tokens) - n + 1)]
+    return len(grams) != len(set(grams))
