@@ -7,7 +7,8 @@ A preset (see ``configuration/``) has one section of flags per stage (``mim``, `
 ``conversation``, ``evaluation``) plus ``data`` and ``model`` flags shared by all; each stage
 starts from the previous stage's ``best/`` folder. Flags given after the preset override every
 stage's ``data`` section (e.g. ``--data_dir``). ``--resume`` resumes each unfinished stage and
-skips finished ones.
+skips finished ones. ``--results_file docs/results/quick.json`` also writes the test metrics there
+(with the preset and the timings).
 
 Another dataset (generic CRS format, ``docs/CRS_FORMAT.md``), from scratch or from a ReDial model::
 
@@ -25,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout without `pip install -e .`
 
 import adapt_model  # noqa: E402  (examples/adapt_model.py)
+from accelerate import PartialState  # noqa: E402
 from modeling_kgsf.training import evaluate_model, pretrain_mim, train_conversation, train_recommender  # noqa: E402
 
 STAGES = (("mim", pretrain_mim), ("recommender", train_recommender), ("conversation", train_conversation))
@@ -51,6 +53,9 @@ def main(argv=None):
                         help="start from this trained model folder instead of the preset's model config; with --dataset_dir "
                              "it is first adapted to the dataset's vocabulary and graphs (examples/adapt_model.py)")
     parser.add_argument("--resume", action="store_true", help="resume unfinished stages, skip finished ones")
+    parser.add_argument("--results_file", default=None,
+                        help="also write the test metrics (as in OUTPUT_DIR/test_metrics.json) with the preset and the timings "
+                             "to this file, e.g. docs/results/quick.json")
     args = parser.parse_args(argv)
 
     preset = json.loads(Path(args.preset).read_text(encoding="utf-8"))
@@ -88,10 +93,15 @@ def main(argv=None):
 
     evaluation = {**preset.get("evaluation", {}), "model": str(previous_best), "output": str(output_dir / "test_metrics.json")}
     stage_started = time.time()
-    evaluate_model(as_flags({**shared, **evaluation}))
+    results = evaluate_model(as_flags({**shared, **evaluation}))
     timings["evaluation"] = round(time.time() - stage_started, 1)
     timings["total"] = round(time.time() - started, 1)
     (output_dir / "timings.json").write_text(json.dumps(timings, indent=2), encoding="utf-8")
+    if args.results_file and PartialState().is_main_process:
+        record = {"preset": Path(args.preset).stem, "preset_settings": preset, **results, "timings": timings}
+        Path(args.results_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.results_file).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        print(f"[pipeline] test metrics written to {args.results_file}")
     print(f"[pipeline] done in {timings['total']:.0f} s: {timings}")
 
 

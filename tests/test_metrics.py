@@ -90,3 +90,40 @@ def test_recall_dedup_accepts_complete_short_rankings():
     recall = load("kgsf_recall", "protocols")
     result = recall.compute(predictions=[[7, 8, 9]], references=[9], context_items=[[7]], k_values=[1, 50], num_items=3)
     assert result["dedup_recall@50"] == 1.0 and result["dedup_recall@1"] == 0.0
+
+
+def test_loop_rate():
+    loop = load("kgsf_loop_rate")
+    replies = [
+        ["i", "like", "it", "i", "like", "it"],  # "i like it" twice: loops
+        ["a", "a", "a", "a"],  # "a a a" at positions 0 and 1 (overlapping): loops
+        ["a", "b", "c", "a", "b", "d"],  # only the bigram "a b" repeats: no 3-gram loop
+        ["hi"],  # too short for a 3-gram
+    ]
+    result = loop.compute(predictions=replies)
+    assert result == {"loop_rate": 2 / 4, "looping_replies": 2}
+    assert loop.compute(predictions=replies, n=2)["looping_replies"] == 3  # "a b" now counts
+    assert loop.compute(predictions=["i like it i like it", "fine"])["loop_rate"] == 0.5  # strings are split on spaces
+
+
+def test_item_ratio_recommendation_in_reply():
+    ratio = load("kgsf_item_ratio")
+    replies = [
+        ["try", "@1", "or", "@2"],  # first item @1 misses, @2 hits: a miss for 'first', a hit for 'any'
+        ["see", "@3"],  # hits
+        ["hello"],  # no item: not in the denominator
+        ["@4", "@4"],  # its turn has no target: a miss
+    ]
+    targets = [["@2"], ["@3", "@9"], ["@5"], []]
+    result = ratio.compute(predictions=replies, target_items=targets)
+    assert result["item_ratio"] == pytest.approx(3 / 4)
+    assert result["items_per_reply"] == pytest.approx(5 / 4)
+    assert result["distinct_items"] == 4
+    assert result["item_replies"] == 3
+    assert result["rec_in_reply"] == pytest.approx(1 / 3)
+    assert result["rec_in_reply_any"] == pytest.approx(2 / 3)
+    none = ratio.compute(predictions=[["hello"]], target_items=[["@1"]])
+    assert none["rec_in_reply"] is None and none["item_replies"] == 0
+    assert "rec_in_reply" not in ratio.compute(predictions=replies)  # only with target_items
+    with pytest.raises(ValueError, match="target_items has 1 entries for 4 replies"):
+        ratio.compute(predictions=replies, target_items=[["@1"]])

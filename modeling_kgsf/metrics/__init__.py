@@ -8,7 +8,8 @@ an installed copy without the Hub::
 
 * ``kgsf_recall``: Recall@k (all / cold start / dedup protocols)
 * ``kgsf_distinct``: Distinct-n, ratio and per-reply forms
-* ``kgsf_item_ratio``: share of replies naming an item
+* ``kgsf_item_ratio``: share of replies naming an item, items per reply, recommendation-in-reply
+* ``kgsf_loop_rate``: share of replies that repeat a word 3-gram
 * ``kgsf_bleu``: BLEU-1..4
 * ``kgsf_perplexity``: perplexity from per-example negative log-likelihood sums
 """
