@@ -1,12 +1,13 @@
 """Graph encoders: GCN over the ConceptNet word graph, basis-decomposed R-GCN over the DBpedia item graph.
 
-The R-GCN computes exactly what torch_geometric's ``RGCNConv(in, out, R, num_bases=B)`` (mean
-aggregation, root weight, bias) computes, with the same parameter names and shapes, so a state
-dict moves between the two. It is fast because of three choices:
+The R-GCN computes exactly what torch_geometric's ``RGCNConv(in, out, R, num_bases=B, aggr=...)``
+(root weight, bias; ``aggr="mean"``, today's PyG default, or ``"add"``, what PyG 1.3's RGCNConv
+did in the reference code and the paper's ``Z_{e,r} = 1``) computes, with the same parameter names
+and shapes, so a state dict moves between the two. It is fast because of three choices:
 
 1. **Bases, not relations.** With ``W_r = sum_b comp[r, b] V_b`` the relational sum becomes
    ``sum_r A_r X W_r = sum_b A_b (X V_b)`` (featureless: ``sum_b A_b V_b``) where ``A_b`` is one
-   sparse matrix with the value ``comp[r_e, b] / deg_{r_e}(dst_e)`` on edge ``e``: B sparse-dense
+   sparse matrix with the value ``comp[r_e, b] / deg_{r_e}(dst_e)`` (``"add"``: ``comp[r_e, b]``) on edge ``e``: B sparse-dense
    products (CSR) instead of R, and no per-edge (E, C) message tensor.
 2. **Only the rows that are needed.** A recommender step needs the items and the batch's context
    entities, not all 64k nodes: :meth:`RelationalGraph.restrict_to` keeps the edges whose target
@@ -28,6 +29,8 @@ try:  # the word graph uses PyG's GCNConv; the item graph needs no PyG at all
 except ImportError:  # pragma: no cover - torch_geometric is a hard requirement of the package
     GCNConv = None
 
+RGCN_AGGREGATIONS = ("mean", "add")  # per relation: 1 / |N_r(i)| (PyG >= 2 default) or 1 (PyG 1.3, the reference)
+
 
 # --------------------------------------------------------------------------- graph structure
 @dataclass
@@ -36,8 +39,8 @@ class RelationalGraph:
 
     ``rowptr (T+1,)``: edges of target row ``t`` are ``rowptr[t]:rowptr[t+1]``; ``source (E,)``,
     ``relation (E,)``: per edge; ``norm (E,)``: ``1 / deg_r(target)``, the number of edges of the
-    same relation into the same target (RGCNConv's ``aggr="mean"`` is per relation);
-    ``targets (T,)``: the node id of each row; ``num_nodes``: size of the source space.
+    same relation into the same target (RGCNConv's ``aggr="mean"`` is per relation;
+    :meth:`with_aggregation` gives the ``"add"`` form, ``norm = 1``); ``targets (T,)``: the node id of each row; ``num_nodes``: size of the source space.
     """
 
     rowptr: torch.Tensor
@@ -71,6 +74,15 @@ class RelationalGraph:
         offsets = torch.arange(int(rowptr[-1]), device=targets.device) - torch.repeat_interleave(rowptr[:-1], counts)
         edges = torch.repeat_interleave(start, counts) + offsets
         return RelationalGraph(rowptr, self.source[edges], self.relation[edges], self.norm[edges], targets, self.num_nodes)
+
+    def with_aggregation(self, aggr: str) -> "RelationalGraph":
+        """The graph as aggregation ``aggr`` sees it: ``"mean"`` = ``self`` (``norm = 1 / deg_r``),
+        ``"add"`` = the same edges with ``norm = 1`` (a sum over each relation's neighbours)."""
+        if aggr == "mean":
+            return self
+        if aggr == "add":
+            return RelationalGraph(self.rowptr, self.source, self.relation, torch.ones_like(self.norm), self.targets, self.num_nodes)
+        raise ValueError(f"R-GCN aggregation must be one of {RGCN_AGGREGATIONS}, got {aggr!r}")
 
     @property
     def num_edges(self) -> int:
@@ -109,7 +121,8 @@ def _csr(rowptr, col, values, size) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- autograd kernel
 class BasisAggregation(torch.autograd.Function):
-    r"""``Z_b = A_b X_b`` for every basis b, with ``A_b[t, s] = sum_{e: s -> t} comp[r_e, b] / deg_{r_e}(t)``.
+    r"""``Z_b = A_b X_b`` for every basis b, with ``A_b[t, s] = sum_{e: s -> t} comp[r_e, b] norm_e``
+    (``norm_e = 1 / deg_{r_e}(t)``, or 1 for sum aggregation).
 
     ``features`` is ``(N, d)`` (shared by all bases: R-GCN over node features) or ``(B, N, d)``
     (one per basis: featureless R-GCN, ``X_b = V_b``). With ``sum_bases`` the result is
@@ -180,22 +193,27 @@ class BasisAggregation(torch.autograd.Function):
 
 # --------------------------------------------------------------------------- R-GCN layer
 class BasisRGCNConv(nn.Module):
-    r"""R-GCN layer with basis decomposition, mean aggregation per relation, root weight and bias.
+    r"""R-GCN layer with basis decomposition, mean or sum aggregation per relation, root weight and bias.
 
     .. math::
-        h_i = \sum_r \frac{1}{|N_r(i)|} \sum_{j \in N_r(i)} x_j W_r + x_i W_0 + b,
+        h_i = \sum_r \frac{1}{Z_{i,r}} \sum_{j \in N_r(i)} x_j W_r + x_i W_0 + b,
         \qquad W_r = \sum_b a_{rb} V_b
 
-    Same parameters as ``torch_geometric.nn.RGCNConv(in_channels, out_channels, num_relations,
-    num_bases)``: ``weight (B, in, out)`` = V, ``comp (R, B)`` = a, ``root (in, out)`` = W_0,
-    ``bias (out,)``. ``x=None`` is the featureless form (x = one-hot node ids: ``x_j W_r`` is row j
-    of ``W_r``).
+    with ``Z_{i,r} = |N_r(i)|`` for ``aggr="mean"`` (PyG >= 2's ``RGCNConv`` default) and
+    ``Z_{i,r} = 1`` for ``aggr="add"`` (PyG 1.3's ``RGCNConv``, which the reference code ran, and
+    the paper's setting). Same parameters as ``torch_geometric.nn.RGCNConv(in_channels,
+    out_channels, num_relations, num_bases, aggr=aggr)``: ``weight (B, in, out)`` = V, ``comp (R,
+    B)`` = a, ``root (in, out)`` = W_0, ``bias (out,)``. ``x=None`` is the featureless form (x =
+    one-hot node ids: ``x_j W_r`` is row j of ``W_r``).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, num_relations: int, num_bases: int):
+    def __init__(self, in_channels: int, out_channels: int, num_relations: int, num_bases: int, aggr: str = "mean"):
         super().__init__()
+        if aggr not in RGCN_AGGREGATIONS:
+            raise ValueError(f"R-GCN aggregation must be one of {RGCN_AGGREGATIONS}, got {aggr!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.num_relations, self.num_bases = num_relations, num_bases
+        self.aggr = aggr
         self.weight = nn.Parameter(torch.empty(num_bases, in_channels, out_channels))
         self.comp = nn.Parameter(torch.empty(num_relations, num_bases))
         self.root = nn.Parameter(torch.empty(in_channels, out_channels))
@@ -215,6 +233,7 @@ class BasisRGCNConv(nn.Module):
         out = (self.root[targets] if x is None else x[targets] @ self.root) + self.bias  # (T, out)
         if not use_edges:
             return out
+        graph = graph.with_aggregation(self.aggr)
         if x is None:
             messages = BasisAggregation.apply(self.comp, self.weight, graph, True)  # (T, out)
         else:
@@ -231,6 +250,8 @@ class ItemGraphEncoder(nn.Module):
     ``(num_bases, n_entity, kg_dim)``, ~74M parameters) or ``"embedding"`` (a learned
     ``(n_entity, entity_embedding_dim)`` table fed to the R-GCN: ~20x fewer parameters).
     ``config.use_dbpedia=False`` drops the edges (each entity keeps its own root term).
+    ``config.rgcn_aggregation``: ``"mean"`` or ``"add"`` over each relation's neighbours (see
+    :class:`BasisRGCNConv`).
     """
 
     def __init__(self, config):
@@ -240,7 +261,8 @@ class ItemGraphEncoder(nn.Module):
             raise ValueError(f"item_graph_encoder must be 'featureless' or 'embedding', got {config.item_graph_encoder!r}")
         in_channels = config.n_entity if self.featureless else config.entity_embedding_dim
         self.entity_embedding = None if self.featureless else nn.Embedding(config.n_entity, config.entity_embedding_dim)
-        self.rgcn = BasisRGCNConv(in_channels, config.kg_dim, config.n_relation, config.num_bases)
+        aggr = getattr(config, "rgcn_aggregation", "mean")  # a config object from before the switch: today's mean
+        self.rgcn = BasisRGCNConv(in_channels, config.kg_dim, config.n_relation, config.num_bases, aggr=aggr)
         self.use_edges = config.use_dbpedia
 
     def forward(self, graph: RelationalGraph) -> torch.Tensor:
