@@ -3,13 +3,21 @@
     python examples/run_tables.py rec --output_dir runs/tables            # Table 2 (recommendation)
     python examples/run_tables.py conv --output_dir runs/tables           # Table 3 (conversation)
     python examples/run_tables.py rec --only kgsf kgsf_no_mim             # a subset
+    python examples/run_tables.py rec --only redial kbrd --results_dir docs/results   # + docs/results/rec_table.json
 
 Every variant runs as its own subprocess (the stage scripts of examples/, so each number comes
 from a command a user can run alone; the commands are printed and stored in ``commands.txt``),
 writes ``<variant>/test_metrics.json``, and finished variants are skipped on a re-run, so an
 interrupted run continues with ``--resume``-like behaviour. ``summary.md`` collects the table.
 Recommender runs evaluate on validation every ``--eval_steps`` steps, which gives the curves of
-Figure 2 (``examples/plot_curves.py``).
+Figure 2 (``examples/plot_curves.py``). With ``--results_dir DIR`` the finished rows are also merged
+into ``DIR/rec_table.json`` / ``DIR/conv_table.json`` as ``{"models": {name: metrics}}``.
+
+The paper's other systems: ``redial`` runs ``examples/train_redial.py`` (HRED + autoencoder
+recommender + switch; ``--stage recommender`` for Table 2, ``--stage conversation`` from that
+recommender for Table 3); ``kbrd`` is KGSF's stages with KBRD's switches (the same commands as
+``examples/train_kbrd.py``): the recommender with ``use_conceptnet=false,use_mim=false``, the
+conversation model with ``use_kg_attention=false,use_copy=false,user_vocab_bias=true``.
 """
 from __future__ import annotations
 
@@ -24,10 +32,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 
-# recommendation variants: (description, config overrides, MIM pre-training first?)
+# recommendation variants: (description, config overrides, MIM pre-training first?); overrides None = a
+# baseline of train_baseline.py, or of its own script (SCRIPT_BASELINES)
 REC_VARIANTS = {
     "popularity": ("Popularity", None, False),
     "textcnn": ("TextCNN", None, False),
+    "redial": ("REDIAL (autoencoder over the mentioned items; no sentiment module)", None, False),
+    "kbrd": ("KBRD (DBpedia R-GCN + self-attention over the context entities)", "use_conceptnet=false,use_mim=false", False),
     "kbrd_like": ("KBRD-like (DBpedia R-GCN only: no word graph, no MIM)", "use_conceptnet=false,use_mim=false", False),
     "kgsf": ("KGSF", "", True),
     "kgsf_no_mim": ("KGSF -MIM", "use_mim=false", False),
@@ -41,7 +52,10 @@ CONV_VARIANTS = {
     "kgsf_no_kg_attention": ("KGSF without KG attention in the decoder", "use_kg_attention=false", "kgsf"),
     "kgsf_no_copy": ("KGSF without copy", "use_copy=false", "kgsf"),
     "kgsf_no_mim": ("KGSF without MIM", "", "kgsf_no_mim"),
+    "redial": ("REDIAL (HRED + switch to the recommender's items)", None, "redial"),
+    "kbrd": ("KBRD (Transformer + vocabulary bias from the user vector)", "use_kg_attention=false,use_copy=false,user_vocab_bias=true", "kbrd"),
 }
+SCRIPT_BASELINES = {"redial": "train_redial.py"}  # variants trained by their own script (both tables)
 
 
 def run(command: list[str], log: Path, commands: Path) -> None:
@@ -69,6 +83,9 @@ def main(argv=None):
                         help="conversation: epochs without a lower validation perplexity before stopping (it evaluates once per epoch)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--generation_examples", type=int, default=-1)
+    parser.add_argument("--results_dir", default=None,
+                        help="also merge the finished rows into RESULTS_DIR/<table>_table.json ({\"models\": {name: metrics}}), "
+                             "e.g. docs/results")
     # any other flag (e.g. --data_dir D, --cache_dir C) is passed to every script
     args, data_flags = parser.parse_known_args(argv)
     root = Path(args.output_dir)
@@ -89,7 +106,11 @@ def main(argv=None):
         started = time.time()
         if args.table == "rec":
             description, overrides, pretrain = variants[name]
-            if overrides is None:  # a baseline
+            if name in SCRIPT_BASELINES:
+                run([PYTHON, str(HERE / SCRIPT_BASELINES[name]), "--stage", "recommender", "--output_dir", str(out),
+                     "--num_epochs", str(args.rec_epochs), "--eval_steps", str(args.eval_steps), "--patience", str(args.patience),
+                     "--checkpoint_steps", "0", *common], log, commands)
+            elif overrides is None:  # a baseline
                 run([PYTHON, str(HERE / "train_baseline.py"), "--baseline", name, "--output_dir", str(out),
                      "--num_epochs", str(args.rec_epochs), "--eval_steps", str(args.eval_steps), "--patience", str(args.patience),
                      "--checkpoint_steps", "0", *common], log, commands)
@@ -109,15 +130,41 @@ def main(argv=None):
             rec_best = root / "rec" / rec_variant / "rec" / "best"
             if not rec_best.exists():
                 raise SystemExit(f"conversation variant {name} starts from {rec_best}: run `run_tables.py rec --only {rec_variant}` first")
-            run([PYTHON, str(HERE / "train_conversation.py"), "--output_dir", str(out / "conv"), "--init_from", str(rec_best),
-                 "--config_overrides", overrides, "--num_epochs", str(args.conv_epochs), "--patience", str(args.conv_patience),
-                 "--time_budget", str(args.conv_time_budget), "--checkpoint_steps", "200", *common], log, commands)
-            run([PYTHON, str(HERE / "evaluate_kgsf.py"), "--model", str(out / "conv" / "best"), "--output", str(out / "test_metrics.json"),
-                 "--generation_examples", str(args.generation_examples), *data_flags], log, commands)
+            if name in SCRIPT_BASELINES:  # trains and evaluates in one command
+                run([PYTHON, str(HERE / SCRIPT_BASELINES[name]), "--stage", "conversation", "--init_from", str(rec_best),
+                     "--output_dir", str(out), "--num_epochs", str(args.conv_epochs), "--patience", str(args.conv_patience),
+                     "--time_budget", str(args.conv_time_budget), "--checkpoint_steps", "200",
+                     "--generation_examples", str(args.generation_examples), *common], log, commands)
+            else:
+                run([PYTHON, str(HERE / "train_conversation.py"), "--output_dir", str(out / "conv"), "--init_from", str(rec_best),
+                     "--config_overrides", overrides, "--num_epochs", str(args.conv_epochs), "--patience", str(args.conv_patience),
+                     "--time_budget", str(args.conv_time_budget), "--checkpoint_steps", "200", *common], log, commands)
+                run([PYTHON, str(HERE / "evaluate_kgsf.py"), "--model", str(out / "conv" / "best"), "--output", str(out / "test_metrics.json"),
+                     "--generation_examples", str(args.generation_examples), *data_flags], log, commands)
         metrics = json.loads((out / "test_metrics.json").read_text())
         metrics.update(variant=name, description=description, wall_seconds=round(time.time() - started, 1))
         (out / "test_metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     write_summary(root, args.table, variants)
+    if args.results_dir:
+        write_results_json(root, args.table, variants, Path(args.results_dir))
+
+
+def write_results_json(root: Path, table: str, variants: dict, results_dir: Path) -> Path:
+    """Merge every finished variant's test metrics (its ``recommendation`` or ``conversation``
+    section) into ``results_dir/<table>_table.json`` = ``{"models": {name: metrics}}``; rows of
+    other variants already in the file are kept."""
+    path = results_dir / f"{table}_table.json"
+    table_json = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    models = table_json.setdefault("models", {})
+    section = "recommendation" if table == "rec" else "conversation"
+    for name in variants:
+        metrics_file = root / table / name / "test_metrics.json"
+        if metrics_file.exists():
+            models[name] = json.loads(metrics_file.read_text(encoding="utf-8"))[section]
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(table_json, indent=2) + "\n", encoding="utf-8")
+    print(f"[tables] {len(models)} rows in {path}")
+    return path
 
 
 def write_summary(root: Path, table: str, variants: dict) -> None:

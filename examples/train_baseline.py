@@ -7,7 +7,9 @@
 * ``textcnn``: a CNN over the context words (Kim, 2014) gives the user vector, scored against
   learned item embeddings; trained with cross-entropy like the KGSF recommender.
 
-(The KBRD-like baseline is KGSF with ``use_conceptnet=false,use_mim=false``: see docs/RESULTS.md.)
+(The paper's other baselines have their own scripts: ``examples/train_kbrd.py`` (KBRD, a KGSF
+configuration: ``use_conceptnet=false,use_mim=false`` for the recommender) and
+``examples/train_redial.py`` (REDIAL); ``examples/run_tables.py`` runs all of them.)
 Both write ``test_metrics.json`` with the same recall protocols as ``evaluate_kgsf.py``.
 """
 from __future__ import annotations
