@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import random
 import re
 import sys
@@ -305,7 +307,9 @@ def main(argv=None) -> dict:
     from datasets_scripts.redial import load_redial, read_conversations
 
     root = paths.resolve_data_dir(args.data_dir)
-    results: dict = {"folder": args.folder, "defaults": {"proximity_weight": prefs.DEFAULT_PROXIMITY_WEIGHT,
+    results: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
+                     "command": "python benchmarks/bench_understanding.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                     "folder": args.folder, "defaults": {"proximity_weight": prefs.DEFAULT_PROXIMITY_WEIGHT,
                                                         "negative_weight": prefs.DEFAULT_NEGATIVE_WEIGHT,
                                                         "negation_window": prefs.DEFAULT_NEGATION_WINDOW}}
     start = time.perf_counter()
@@ -342,7 +346,7 @@ def main(argv=None) -> dict:
 
     if not args.skip_recall:
         print("official recall", file=sys.stderr)
-        dataset = load_redial(root)
+        dataset = load_redial(root, train_source="recovered")  # only validation and test are used: any source gives the same splits
         results["official_recall"] = {
             "protocol": "recall@k over (turn, target item) pairs, all items ranked, mentioned items not removed",
             "validation_weight_sweep": official_recall(scorer, dataset["validation"], WEIGHTS, negation=False),

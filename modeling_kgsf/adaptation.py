@@ -121,6 +121,9 @@ SPACES = ("tokens", "entities", "items", "relations", "concepts")
 NUM_SPECIAL_TOKENS = 4  # __pad__ __start__ __end__ __unk__
 GRAPH_BUFFERS = ("dbpedia_edge_index", "dbpedia_edge_type", "conceptnet_edge_index", "item_entity_ids")
 MASK_BUFFERS = ("kg_word_vocab_mask", "item_token_vocab_mask")
+# the item -> token map (generation_kgsf): left unset (-1) in the adapted model; from_pretrained fills it from the
+# saved folder's vocab.json and kg_resources.json, or set it with adapted.set_item_token_ids(...)
+DERIVED_BUFFERS = ("item_token_ids",)
 TOKEN_NOISE_SCALE = 0.1
 
 
@@ -426,6 +429,13 @@ def _index_tensor_specs(model) -> dict[str, _RowSpec]:
     if isinstance(output, torch.nn.Linear):
         add(output.weight, "entities", 0, "entity")
         add(output.bias, "entities", 0, "entity")
+    user_bias = getattr(model, "user_vocab_bias", None)  # KBRD: Sequential(..., Linear(512, vocab))
+    if user_bias is not None:
+        add(user_bias[-1].weight, "tokens", 0, "token_output")
+        add(user_bias[-1].bias, "tokens", 0, "token_output")
+    entity_bias = getattr(body.mim, "entity_bias", None)  # ReferenceRegressionMIM: (n_entity,)
+    if entity_bias is not None:
+        add(entity_bias, "entities", 0, "entity")
     return specs
 
 
@@ -512,7 +522,7 @@ def adapt_model(
     # ---- which tensors are indexed by what; refuse what we cannot map
     old_state = model.state_dict()
     specs = _index_tensor_specs(model)
-    replaced = {f"kgsf.{name}" for name in GRAPH_BUFFERS + MASK_BUFFERS}
+    replaced = {f"kgsf.{name}" for name in GRAPH_BUFFERS + MASK_BUFFERS + DERIVED_BUFFERS}
     index_sizes = {name: size for name, size in _index_sizes(config).items() if size not in _architecture_sizes(config)}
     for name, tensor in old_state.items():
         if name in specs or name in replaced:

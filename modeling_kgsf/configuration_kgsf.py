@@ -6,8 +6,10 @@ import inspect
 
 from transformers import PretrainedConfig
 
-MIM_FORMS = ("contrastive", "regression")
+MIM_FORMS = ("contrastive", "regression", "regression_reference")
 ITEM_GRAPH_ENCODERS = ("featureless", "embedding")
+RGCN_AGGREGATIONS = ("mean", "add")
+REC_LOSS_REDUCTIONS = ("mean", "sum")
 
 
 class KGSFConfig(PretrainedConfig):
@@ -44,6 +46,11 @@ class KGSFConfig(PretrainedConfig):
             ``RGCNConv(n_entity, kg_dim, R, num_bases)`` on one-hot input (~74M parameters);
             ``"embedding"`` = a learned ``(n_entity, entity_embedding_dim)`` table fed to the R-GCN.
         entity_embedding_dim (int, 32): input size of the R-GCN in the ``"embedding"`` form.
+        rgcn_aggregation (str, "mean"): how the R-GCN combines each relation's neighbours:
+            ``"mean"`` = ``1/|N_r(i)|`` (PyG >= 2's ``RGCNConv`` default); ``"add"`` = a sum
+            (``Z_{e,r} = 1``: the paper's setting and PyG 1.3's ``RGCNConv``, which the reference
+            ran). A fidelity switch; "mean" is kept as the default until measured (a config
+            without the key means "mean").
 
     Fusion and recommendation:
         mim_form (str, "contrastive"): ``"contrastive"`` = the paper's MIM: a self-attentive
@@ -53,7 +60,19 @@ class KGSFConfig(PretrainedConfig):
             ``"regression"`` = the reference code: the word-side user vector is mapped to
             ``n_entity`` scores and regressed (MSE) onto the multi-hot vector of the context
             entities.
+            ``"regression_reference"`` = the regression as the reference code computes it: scores
+            ``(W_n v + b_n)ᵀ n_e + c_e`` against the R-GCN's own entity vectors (so the MIM also
+            trains the item-graph encoder, which ``"regression"`` does not reach), target = the
+            multi-hot of the context's items (movies), squared error summed over all entities per
+            example, rows without context entities masked, mean over the batch
+            (:class:`~modeling_kgsf.fusion.ReferenceRegressionMIM`). It runs the R-GCN over every
+            entity at each step.
         mim_weight (float, 0.025): λ of ``L_rec + λ L_MIM``.
+        rec_loss_reduction (str, "mean"): the recommendation cross-entropy over the batch's
+            labelled rows: ``"mean"`` or ``"sum"`` (the reference code; this scales L_rec, and so
+            its gradient, by the number of labelled rows, which shrinks λ's relative effect by the
+            same factor and interacts with gradient clipping). A fidelity switch; "mean" is kept as
+            the default until measured (a config without the key means "mean").
 
     Ablation switches (all True = KGSF):
         use_mim: add λ·L_MIM to the recommendation loss.
@@ -63,6 +82,12 @@ class KGSFConfig(PretrainedConfig):
             KBRD-like, entities only; also disables MIM).
         use_kg_attention: the decoder's attention over context words and entities.
         use_copy: the copy head over KG words and item tokens.
+
+    KBRD (Chen et al., EMNLP 2019), off by default:
+        user_vocab_bias (bool, False): add to the output logits a vocabulary bias computed from
+            the user vector, ``Linear(512, vocab)(ReLU(Linear(kg_dim, 512)(p_u)))`` (KBRD's
+            ``user_representation_to_bias``). KBRD = ``use_conceptnet=false, use_mim=false,
+            use_kg_attention=false, use_copy=false, user_vocab_bias=true`` (examples/train_kbrd.py).
 
     The usual transformers names are aliases (``attribute_map``): ``hidden_size`` = ``d_model``,
     ``num_attention_heads`` = ``attention_heads``, ``num_hidden_layers`` = ``encoder_layers``,
@@ -107,13 +132,16 @@ class KGSFConfig(PretrainedConfig):
         n_item: int = 6924,
         item_graph_encoder: str = "featureless",
         entity_embedding_dim: int = 32,
+        rgcn_aggregation: str = "mean",
         mim_form: str = "contrastive",
         mim_weight: float = 0.025,
+        rec_loss_reduction: str = "mean",
         use_mim: bool = True,
         use_dbpedia: bool = True,
         use_conceptnet: bool = True,
         use_kg_attention: bool = True,
         use_copy: bool = True,
+        user_vocab_bias: bool = False,
         pad_token_id: int = 0,
         bos_token_id: int = 1,
         eos_token_id: int = 2,
@@ -126,6 +154,10 @@ class KGSFConfig(PretrainedConfig):
             raise ValueError(f"mim_form must be one of {MIM_FORMS}, got {mim_form!r}")
         if item_graph_encoder not in ITEM_GRAPH_ENCODERS:
             raise ValueError(f"item_graph_encoder must be one of {ITEM_GRAPH_ENCODERS}, got {item_graph_encoder!r}")
+        if rgcn_aggregation not in RGCN_AGGREGATIONS:
+            raise ValueError(f"rgcn_aggregation must be one of {RGCN_AGGREGATIONS}, got {rgcn_aggregation!r}")
+        if rec_loss_reduction not in REC_LOSS_REDUCTIONS:
+            raise ValueError(f"rec_loss_reduction must be one of {REC_LOSS_REDUCTIONS}, got {rec_loss_reduction!r}")
         if d_model % attention_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by attention_heads ({attention_heads})")
         self.vocab_size = vocab_size
@@ -150,13 +182,16 @@ class KGSFConfig(PretrainedConfig):
         self.n_item = n_item
         self.item_graph_encoder = item_graph_encoder
         self.entity_embedding_dim = entity_embedding_dim
+        self.rgcn_aggregation = rgcn_aggregation
         self.mim_form = mim_form
         self.mim_weight = mim_weight
+        self.rec_loss_reduction = rec_loss_reduction
         self.use_mim = use_mim
         self.use_dbpedia = use_dbpedia
         self.use_conceptnet = use_conceptnet
         self.use_kg_attention = use_kg_attention
         self.use_copy = use_copy
+        self.user_vocab_bias = user_vocab_bias
         self.unk_token_id = unk_token_id
         super().__init__(
             pad_token_id=pad_token_id,

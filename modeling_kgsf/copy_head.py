@@ -43,17 +43,7 @@ class CopyHead(nn.Module):
 
     def resize_vocab(self, vocab_size: int) -> None:
         """Resize the vocabulary projection to ``vocab_size`` rows (kept rows copied, new rows zero)."""
-        old = self.vocab_projection
-        new = nn.Linear(old.in_features, vocab_size, device=old.weight.device, dtype=old.weight.dtype)
-        keep = min(vocab_size, old.out_features)
-        with torch.no_grad():
-            new.weight.zero_()
-            new.bias.zero_()
-            new.weight[:keep] = old.weight[:keep]
-            new.bias[:keep] = old.bias[:keep]
-        new.weight.requires_grad_(old.weight.requires_grad)
-        new.bias.requires_grad_(old.bias.requires_grad)
-        self.vocab_projection = new
+        self.vocab_projection = resized_rows(self.vocab_projection, vocab_size)
         self._rows_cache = {}
 
     def _copy_rows(self, copy_mask):
@@ -73,3 +63,17 @@ class CopyHead(nn.Module):
             copy_ids = copy_mask.nonzero().squeeze(-1)
             cache = self._rows_cache = {"key": key, "mask": copy_mask.clone(), "rows": (copy_ids, weight[copy_ids], bias[copy_ids])}
         return cache["rows"]
+
+
+def resized_rows(layer: nn.Linear, out_features: int) -> nn.Linear:
+    """A copy of ``layer`` with ``out_features`` output rows: kept rows copied, new rows zero (they
+    add nothing until trained), same device, dtype and ``requires_grad``."""
+    new = nn.Linear(layer.in_features, out_features, bias=layer.bias is not None, device=layer.weight.device, dtype=layer.weight.dtype)
+    keep = min(out_features, layer.out_features)
+    with torch.no_grad():
+        for target, source in ((new.weight, layer.weight), (new.bias, layer.bias)):
+            if target is not None:
+                target.zero_()
+                target[:keep] = source[:keep]
+                target.requires_grad_(source.requires_grad)
+    return new

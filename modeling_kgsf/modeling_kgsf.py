@@ -19,8 +19,15 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_kgsf import KGSFConfig
-from .copy_head import CopyHead
-from .fusion import ContrastiveMIM, RegressionMIM
+from .copy_head import CopyHead, resized_rows
+from .fusion import ContrastiveMIM, ReferenceRegressionMIM, RegressionMIM, build_mim
+from .generation_kgsf import (
+    KGSF_GENERATION_DEFAULTS,
+    ItemSlotLogitsProcessor,
+    apply_generation_defaults,
+    build_item_slot_processor,
+    item_token_ids_from_folder,
+)
 from .graph_encoders import BasisRGCNConv, ItemGraphEncoder, RelationalGraph, WordGraphEncoder
 from .recommender import KGSFRecommender
 from .transformer import KGSFDecoder, KGSFEncoder
@@ -118,13 +125,17 @@ class KGSFPreTrainedModel(PreTrainedModel):
             init.zeros_(module.gcn.bias)
         elif isinstance(module, KGSFRecommender):
             init.zeros_(module.item_bias)
+        elif isinstance(module, KGSFModel):  # not in folders saved before it existed: "not known" until filled
+            init.constant_(module.item_token_ids, -1)
+        elif isinstance(module, ReferenceRegressionMIM):
+            init.zeros_(module.entity_bias)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """As ``PreTrainedModel.from_pretrained``, with errors that name the file or field at fault:
         a damaged or truncated weights file, and a config whose sizes do not match the weights."""
         try:
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except SafetensorError as error:
             raise OSError(
                 f"{_weights_file(pretrained_model_name_or_path)} is damaged or truncated ({error}); download or copy the "
@@ -140,6 +151,20 @@ class KGSFPreTrainedModel(PreTrainedModel):
                 "where the weights came from (the load report above lists each tensor), or pass ignore_mismatched_sizes=True "
                 "to re-initialise the mismatched tensors on purpose"
             ) from None
+        model._upgrade_old_folder(pretrained_model_name_or_path)
+        return model
+
+    def _upgrade_old_folder(self, folder) -> None:
+        """Folders saved before item slots: the item -> token map from the folder's ``vocab.json`` and
+        ``kg_resources.json``, and the generation defaults (:mod:`.generation_kgsf`)."""
+        body = self.kgsf if hasattr(self, "kgsf") else self
+        if not body.item_tokens_known() and Path(str(folder)).is_dir():
+            ids = item_token_ids_from_folder(folder, body.item_entity_ids.cpu(), body.item_token_vocab_mask.cpu())
+            if ids is not None:
+                body.set_item_token_ids(ids)
+        generation_config = getattr(self, "generation_config", None)
+        if generation_config is not None and self.can_generate() and not hasattr(generation_config, "item_slots"):
+            apply_generation_defaults(generation_config)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """As ``PreTrainedModel.save_pretrained``; ``auto_map`` names both Auto classes."""
@@ -158,10 +183,12 @@ class KGSFModel(KGSFPreTrainedModel):
 
     Persistent buffers (sized by the config, saved with the weights): ``dbpedia_edge_index (2,
     E_db)``, ``dbpedia_edge_type (E_db,)``, ``conceptnet_edge_index (2, E_cn)``, ``item_entity_ids
-    (n_item,)``, ``kg_word_vocab_mask (vocab,)``, ``item_token_vocab_mask (vocab,)``.
+    (n_item,)``, ``kg_word_vocab_mask (vocab,)``, ``item_token_vocab_mask (vocab,)``, ``item_token_ids
+    (n_item,)`` (each item's token, -1: none; all -1 = not known, see :meth:`item_tokens_known`).
     """
 
     _keys_to_ignore_on_load_unexpected = [r"copy_head\."]  # loading a full checkpoint into the body
+    _keys_to_ignore_on_load_missing = [r"item_token_ids"]  # folders saved before it existed (filled at load)
 
     def __init__(self, config: KGSFConfig):
         super().__init__(config)
@@ -170,7 +197,7 @@ class KGSFModel(KGSFPreTrainedModel):
         self.word_graph_encoder = WordGraphEncoder(config) if config.use_conceptnet else None
         self.recommender = KGSFRecommender(config)
         if config.use_conceptnet:
-            self.mim = ContrastiveMIM(config.kg_dim) if config.mim_form == "contrastive" else RegressionMIM(config.kg_dim, config.n_entity)
+            self.mim = build_mim(config)
         else:
             self.mim = None
         self.encoder = KGSFEncoder(config)  # the token embedding ``shared`` is passed at call time (one tensor,
@@ -184,6 +211,7 @@ class KGSFModel(KGSFPreTrainedModel):
         self.register_buffer("item_entity_ids", torch.zeros(config.n_item, dtype=torch.long))
         self.register_buffer("kg_word_vocab_mask", torch.zeros(config.vocab_size, dtype=torch.bool))
         self.register_buffer("item_token_vocab_mask", torch.zeros(config.vocab_size, dtype=torch.bool))
+        self.register_buffer("item_token_ids", torch.full((config.n_item,), -1, dtype=torch.long))
         self._graph_cache: dict = {}  # RelationalGraph built from the buffers (derived, never saved)
         self._node_cache: dict = {}  # node vectors for a static graph (see cache_node_embeddings)
         self.post_init()
@@ -221,16 +249,44 @@ class KGSFModel(KGSFPreTrainedModel):
             keep = min(vocab_size, old.numel())
             new[:keep] = old[:keep]
             setattr(self, name, new)
+        self.item_token_ids.masked_fill_(self.item_token_ids >= vocab_size, -1)
         self.clear_node_cache()
 
-    def set_vocab_masks(self, kg_word_vocab_mask, item_token_vocab_mask):
-        """Vocabulary masks (vocab,) of ConceptNet words and of item tokens (the copy targets)."""
+    def set_vocab_masks(self, kg_word_vocab_mask, item_token_vocab_mask, item_token_ids=None):
+        """Vocabulary masks (vocab,) of ConceptNet words and of item tokens (the copy targets), and
+        optionally each item's token (:meth:`set_item_token_ids`)."""
         for name, value in (("kg_word_vocab_mask", kg_word_vocab_mask), ("item_token_vocab_mask", item_token_vocab_mask)):
             value = torch.as_tensor(value)
             if tuple(value.shape) != (self.config.vocab_size,):
                 raise ValueError(f"{name}: expected shape ({self.config.vocab_size},) (vocab_size), got {tuple(value.shape)}")
             with torch.no_grad():
                 getattr(self, name).copy_(value.bool())
+        if item_token_ids is not None:
+            self.set_item_token_ids(item_token_ids)
+
+    def set_item_token_ids(self, item_token_ids):
+        """``(n_item,)`` vocabulary id of each item's token (-1: the item has no token); each id must
+        be marked in ``item_token_vocab_mask``. The item slots of ``generate`` name items with it
+        (``generation_kgsf.item_token_ids_from_vocab`` builds it from a vocabulary and an item table)."""
+        value = torch.as_tensor(item_token_ids)
+        if tuple(value.shape) != (self.config.n_item,):
+            raise ValueError(f"item_token_ids: expected shape ({self.config.n_item},) (n_item), got {tuple(value.shape)}")
+        if value.is_floating_point() or value.dtype == torch.bool:
+            raise ValueError(f"item_token_ids: expected an integer tensor, got {value.dtype}")
+        value = value.long().to(self.item_token_ids.device)
+        if value.numel() and (int(value.min()) < -1 or int(value.max()) >= self.config.vocab_size):
+            raise ValueError(f"item_token_ids: ids must be -1 or in [0, vocab_size={self.config.vocab_size})")
+        named = value[value >= 0]
+        if named.numel() and not bool(self.item_token_vocab_mask[named].all()):
+            raise ValueError("item_token_ids: some ids are not item tokens (not marked in item_token_vocab_mask)")
+        if named.unique().numel() != named.numel():
+            raise ValueError("item_token_ids: two items share a token")
+        with torch.no_grad():
+            self.item_token_ids.copy_(value)
+
+    def item_tokens_known(self) -> bool:
+        """Whether ``item_token_ids`` names at least one item (all -1: not set, e.g. an older folder)."""
+        return bool((self.item_token_ids >= 0).any())
 
     def load_word_embeddings(self, weights):
         """Initialise the shared token embedding (vocab, d_model), e.g. with word2vec vectors."""
@@ -460,11 +516,14 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.kgsf = KGSFModel(config)
         self.copy_head = CopyHead(config) if config.use_copy else None
+        # KBRD's user_representation_to_bias: a vocabulary bias from the user vector p_u (config.user_vocab_bias)
+        self.user_vocab_bias = nn.Sequential(nn.Linear(config.kg_dim, 512), nn.ReLU(), nn.Linear(512, config.vocab_size)) \
+            if getattr(config, "user_vocab_bias", False) else None
         self.post_init()
         self.generation_config = GenerationConfig(
             decoder_start_token_id=config.decoder_start_token_id, bos_token_id=config.bos_token_id,
             eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id,
-            max_new_tokens=config.max_response_length, use_cache=False,
+            max_new_tokens=config.max_response_length, use_cache=False, **KGSF_GENERATION_DEFAULTS,
         )
 
     # delegation to the body
@@ -473,6 +532,9 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
 
     def set_vocab_masks(self, *args, **kwargs):
         return self.kgsf.set_vocab_masks(*args, **kwargs)
+
+    def set_item_token_ids(self, item_token_ids):
+        return self.kgsf.set_item_token_ids(item_token_ids)
 
     def load_word_embeddings(self, weights):
         return self.kgsf.load_word_embeddings(weights)
@@ -497,13 +559,15 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
                                 mean_resizing: bool = True) -> nn.Embedding:
         """As ``PreTrainedModel.resize_token_embeddings``, keeping everything sized by the vocabulary
         in step: the tied output layer (it is the embedding), the copy head's vocabulary projection
-        (new rows zero: no copy bias until trained) and the ``kg_word_vocab_mask`` /
+        and KBRD's ``user_vocab_bias`` (new rows zero: no bias until trained) and the ``kg_word_vocab_mask`` /
         ``item_token_vocab_mask`` buffers (new tokens False; mark them with ``set_vocab_masks``)."""
         embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
         vocab_size = embeddings.num_embeddings
         self.kgsf.resize_vocab_buffers(vocab_size)
         if self.copy_head is not None:
             self.copy_head.resize_vocab(vocab_size)
+        if self.user_vocab_bias is not None:  # KBRD's bias layer: its last Linear has a row per token
+            self.user_vocab_bias[-1] = resized_rows(self.user_vocab_bias[-1], vocab_size)
         self.config.vocab_size = vocab_size
         return embeddings
 
@@ -517,10 +581,22 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
     def _supports_default_dynamic_cache(cls) -> bool:
         return False  # no KV cache: the decoder reruns over the prefix (responses are <= 30 tokens)
 
-    def prepare_inputs_for_generation(self, input_ids, encoder_outputs=None, attention_mask=None, **kwargs):
-        """Every step decodes the whole prefix against the (expanded) context encoding."""
+    def prepare_inputs_for_generation(self, input_ids, encoder_outputs=None, attention_mask=None, item_scores=None, **kwargs):
+        """Every step decodes the whole prefix against the (expanded) context encoding.
+
+        ``item_scores`` (B, n_item), a ``generate`` argument, is read by the item slots (not the model)."""
         return {"decoder_input_ids": input_ids, "encoder_outputs": encoder_outputs, "attention_mask": attention_mask,
                 "task": "conv", "logits_to_keep": 1}
+
+    def _get_logits_processor(self, generation_config, *args, **kwargs):
+        """``GenerationMixin``'s processors, with the item slots first when ``generation_config.item_slots``
+        (``generation_kgsf``): they see the model's own distribution, before repetition penalties and
+        sampling warpers."""
+        processors = super()._get_logits_processor(generation_config, *args, **kwargs)
+        if getattr(generation_config, "item_slots", False) and not any(isinstance(p, ItemSlotLogitsProcessor) for p in processors):
+            model_kwargs = kwargs.get("model_kwargs") or {}
+            processors.insert(0, build_item_slot_processor(self, model_kwargs, kwargs.get("encoder_input_ids")))
+        return processors
 
     def forward(
         self,
@@ -568,7 +644,10 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         )
         losses = []
         if do_rec and rec_labels is not None:
-            out.rec_loss = _cross_entropy(body.rec_logits, rec_labels)
+            if self.config.rec_loss_reduction == "sum":  # the reference: summed over the batch's labelled rows
+                out.rec_loss = F.cross_entropy(body.rec_logits.float(), rec_labels, ignore_index=IGNORE_INDEX, reduction="sum")
+            else:
+                out.rec_loss = _cross_entropy(body.rec_logits, rec_labels)
             losses.append(out.rec_loss)
         if do_mim:
             out.mim_loss = self.mim_loss(body, context_entity_ids, context_entity_mask, context_word_mask)
@@ -601,6 +680,9 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
             logits = self.copy_head(decoder_states, context.entity_vector, context.word_vector, copy_mask, logits)
         else:
             logits = logits.clone()  # masked in place below
+        if self.user_vocab_bias is not None:  # KBRD: + bias(p_u) at every position
+            user = self.kgsf.recommender.user_vector(context.word_vector, context.entity_vector)  # (B, k)
+            logits = logits + self.user_vocab_bias(user).unsqueeze(1).to(logits.dtype)
         never = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
         never[[self.config.pad_token_id, self.config.decoder_start_token_id]] = True
         return logits.masked_fill_(never, torch.finfo(logits.dtype).min)
@@ -613,6 +695,10 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         entity_mask = entity_mask if entity_mask is not None else torch.ones_like(entity_ids, dtype=torch.bool)
         if isinstance(mim, RegressionMIM):
             return mim(body.word_vector, entity_ids, entity_mask)
+        if isinstance(mim, ReferenceRegressionMIM):  # scores against every entity's R-GCN vector
+            (all_entities,) = self.kgsf.entity_vectors(torch.arange(self.config.n_entity, device=entity_ids.device))
+            return mim(body.word_vector, all_entities, entity_ids, entity_mask, self.kgsf.item_entity_ids)
+        assert isinstance(mim, ContrastiveMIM)
         word_mask = word_mask if word_mask is not None else torch.zeros(entity_ids.shape[0], 1, dtype=torch.bool, device=entity_ids.device)
         return mim(body.context_entity_vectors, entity_ids, entity_mask, body.word_vector, word_mask)
 

@@ -65,14 +65,17 @@ def test_return_dict_false_gives_the_tuple():
         model.config.return_dict = True
 
 
-def test_resize_token_embeddings_keeps_copy_head_and_masks_in_step(tmp_path):
-    model = tiny_model(seed=5).eval()
+@pytest.mark.parametrize("overrides", [{}, {"user_vocab_bias": True}], ids=["kgsf", "kbrd_bias"])
+def test_resize_token_embeddings_keeps_copy_head_and_masks_in_step(tmp_path, overrides):
+    model = tiny_model(seed=5, **overrides).eval()
     batch = {key: value for key, value in tiny_batch(seed=6).items() if key != "rec_labels"}
     with torch.no_grad():
         before = model(**batch, task="conv").lm_logits
     model.resize_token_embeddings(VOCAB + 7)
     assert model.config.vocab_size == VOCAB + 7
     assert model.copy_head.vocab_projection.out_features == VOCAB + 7
+    if model.user_vocab_bias is not None:
+        assert model.user_vocab_bias[-1].out_features == VOCAB + 7
     assert model.kgsf.kg_word_vocab_mask.shape == model.kgsf.item_token_vocab_mask.shape == (VOCAB + 7,)
     assert not model.kgsf.item_token_vocab_mask[VOCAB:].any()
     with torch.no_grad():

@@ -28,9 +28,11 @@ from datasets_scripts.redial import load_redial, load_resources
 from datasets_scripts.word2vec import train_word2vec
 
 from ..configuration_kgsf import KGSFConfig
+from ..generation_kgsf import item_token_ids_from_vocab
 from ..modeling_kgsf import KGSFForConversationalRecommendation
 from ..tokenization_kgsf import KGSFTokenizer
-from .evaluation import evaluate_conversation, evaluate_recommendation
+from .evaluation import (DECODINGS, PROTOCOLS, conversation_dataloader, evaluate_conversation, evaluate_recommendation,
+                         generation_settings, item_entities_of_tokens, parse_weights, selection_score)
 from .model_card import config_summary, write_model_card
 from .trainer import StageTrainer, TrainingArguments, make_accelerator
 
@@ -200,7 +202,11 @@ def build_model(data: KGSFData, model_args: ModelArguments):
         conceptnet_edge_index=resources.word_graph.edge_index,
         item_entity_ids=resources.item_entity_ids,
     )
-    model.set_vocab_masks(kg_word_vocab_mask=resources.kg_word_vocab_mask, item_token_vocab_mask=resources.item_token_vocab_mask)
+    entities = resources.entities
+    movies = {movie: (entity, entities.movie_id_to_mentions.get(movie, 0)) for movie, entity in entities.movie_id_to_entity.items()}
+    model.set_vocab_masks(kg_word_vocab_mask=resources.kg_word_vocab_mask, item_token_vocab_mask=resources.item_token_vocab_mask,
+                          item_token_ids=item_token_ids_from_vocab(data.tokenizer.get_vocab(), movies, resources.item_entity_ids,
+                                                                   resources.item_token_vocab_mask))
     model.load_word_embeddings(data.word_embeddings(config.d_model))
     return model
 
@@ -315,10 +321,27 @@ def train_recommender(argv=None) -> dict:
 # ------------------------------------------------------------------------------------------------
 # Stage 3: the conversation model
 # ------------------------------------------------------------------------------------------------
+SELECTIONS = ("perplexity", "generation")
+# -log-perplexity + 0.1 * distinct-4 per reply (weighted down: it is several units on a sample of a few hundred
+# replies) + item ratio - loop rate (README, "Metrics")
+DEFAULT_SELECTION_WEIGHTS = "nll_per_token=-1,distinct-4_per_sentence=0.1,item_ratio=1,loop_rate=-1"
+
+
 @dataclass
 class ConversationArguments:
-    generation_batches: int = field(default=2, metadata={"help": "Batches generated at each evaluation (0: none)."})
+    generation_batches: int = field(default=2, metadata={
+        "help": "Batches of the validation split (its first ones: a fixed sample) generated at each evaluation (0: none)."})
     freeze_recommender: bool = field(default=True, metadata={"help": "Freeze graphs, fusion and recommender (Algorithm 1)."})
+    selection: str = field(default="perplexity", metadata={
+        "help": "What picks the best checkpoint and drives --patience: 'perplexity' (validation perplexity) or 'generation' "
+                "(the --selection_weights score, which includes the replies generated on the fixed validation sample)."})
+    selection_weights: str = field(default=DEFAULT_SELECTION_WEIGHTS, metadata={
+        "help": "The --selection generation score: sum of weight * metric over 'metric=weight' pairs; any metric the "
+                "evaluation reports (nll_per_token = log perplexity, distinct-n, distinct-n_per_sentence, item_ratio, "
+                "items_per_reply, rec_in_reply, loop_rate, bleu-n, ...)."})
+    decoding: str = field(default="default", metadata={
+        "help": "Decoding of the evaluation replies: 'default' (the model's generation_config) or 'paper' (PAPER_DECODING: "
+                "plain greedy, no item slots)."})
 
 
 def conversation_loss(model, batch):
@@ -328,23 +351,41 @@ def conversation_loss(model, batch):
 
 def train_conversation(argv=None) -> dict:
     """Stage 3 of KGSF (Algorithm 1): the KG-enhanced Transformer, graphs and recommender frozen.
-    Model selection on validation perplexity; each evaluation also generates greedy replies for
-    ``--generation_batches`` batches and logs Distinct-n, item ratio and BLEU."""
+    Each evaluation computes the validation perplexity and generates replies for the first
+    ``--generation_batches`` validation batches (a fixed sample), logging Distinct-n, item ratio,
+    recommendation-in-reply, loop rate and BLEU. Model selection and early stopping on validation
+    perplexity (``--selection perplexity``) or on ``sum(weight * metric)`` over
+    ``--selection_weights`` (``--selection generation``; default
+    ``-nll_per_token + 0.1 * distinct-4_per_sentence + item_ratio - loop_rate``)."""
     training_args, data_args, model_args, conv_args = parse_arguments(
         TrainingArguments, DataArguments, ModelArguments, ConversationArguments, argv=argv)
+    if conv_args.selection not in SELECTIONS:
+        raise ValueError(f"--selection must be one of {SELECTIONS}, got {conv_args.selection!r}")
+    if conv_args.decoding not in DECODINGS:
+        raise ValueError(f"--decoding must be one of {DECODINGS}, got {conv_args.decoding!r}")
+    weights = parse_weights(conv_args.selection_weights) if conv_args.selection == "generation" else None
+    if weights and conv_args.generation_batches <= 0:
+        raise ValueError("--selection generation scores generated replies: give --generation_batches > 0")
+
+    def score(metrics: dict) -> float:
+        return selection_score(metrics, weights) if weights else -metrics["perplexity"]
+
     accelerator, data, model = stage_setup(training_args, data_args, model_args)
     if conv_args.freeze_recommender:
         model.freeze_recommender()
-    eval_loader = data.eval_dataloader(data_args.eval_split, "conv", training_args.batch_size, accelerator, data_args.max_eval_examples)
+    eval_rows = data.split(data_args.eval_split, "conv", data_args.max_eval_examples)
+    eval_loader = conversation_dataloader(eval_rows, data.collator("conv"), training_args.batch_size, accelerator)
+    item_entities = item_entities_of_tokens(data.tokenizer, data.resources.item_token_vocab_mask,
+                                            data.resources.entities.movie_id_to_entity)
 
     def evaluate(model, accelerator):
         return evaluate_conversation(model, eval_loader, accelerator, data.tokenizer,
                                      generate=conv_args.generation_batches > 0,
-                                     max_generation_batches=conv_args.generation_batches)
+                                     max_generation_batches=conv_args.generation_batches,
+                                     decoding=conv_args.decoding, item_entities=item_entities)
 
     return train_stage("conversation", training_args, data, model, accelerator, data.split("train", "conv", data_args.max_train_examples),
-                       data.collator("conv"), compute_loss=conversation_loss, evaluate=evaluate,
-                       score=lambda metrics: -metrics["perplexity"])
+                       data.collator("conv"), compute_loss=conversation_loss, evaluate=evaluate, score=score)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -355,7 +396,18 @@ class EvaluationArguments:
     model: str = field(metadata={"help": "A save_pretrained folder (a training stage's best/)."})
     split: str = field(default="test", metadata={"help": "train, validation or test."})
     batch_size: int = field(default=64, metadata={"help": "Examples per batch and process."})
-    generation_examples: int = field(default=512, metadata={"help": "Replies generated for the generation metrics (-1: all)."})
+    generation_examples: int = field(default=-1, metadata={
+        "help": "Replies generated for the generation metrics: the split's first N turns (-1: all of them)."})
+    decoding: str = field(default="default", metadata={
+        "help": "'default': generate() with the model's generation_config (only max_new_tokens set); 'paper': "
+                "PAPER_DECODING (plain greedy, no item slots, no repetition control: the paper's decoding)."})
+    protocol: str = field(default="ours", metadata={
+        "help": "'ours': replies stopped at __end__, Distinct-n as ratio and per reply; 'reference': also counts as "
+                "RUCAIBox/KGSF does (20 decoding steps, tokens after __end__ kept, unique n-grams per reply), written "
+                "under 'reference_protocol'."})
+    max_new_tokens: int | None = field(default=None, metadata={
+        "help": "Longest generated reply with --protocol ours (default 30, the reference replies' cut); the reference "
+                "protocol always decodes 20 steps."})
     skip_conversation: bool = field(default=False, metadata={"help": "Only evaluate recommendation (e.g. after stage 2)."})
     show_samples: int = field(default=3, metadata={"help": "Sample dialogues printed."})
     output: str | None = field(default=None, metadata={"help": "Write the metrics to this JSON file."})
@@ -366,10 +418,37 @@ def render(tokenizer, tokens: list[str], titles: dict) -> str:
     return tokenizer.convert_tokens_to_string([titles.get(token[1:], token) if token.startswith("@") else token for token in tokens])
 
 
+COMPARED_METRICS = ("distinct-2", "distinct-3", "distinct-4", "distinct-2_per_sentence", "distinct-3_per_sentence",
+                    "distinct-4_per_sentence", "item_ratio", "items_per_reply", "rec_in_reply", "rec_in_reply_any",
+                    "loop_rate", "mean_reply_length")
+
+
+def comparison_table(results: dict) -> str:
+    """The generation metrics of the model beside those of the human replies of the same turns."""
+    columns = [("model", results.get("conversation", {})), ("human", results.get("human_replies", {}))]
+    if "reference_protocol" in results:
+        columns.insert(1, ("model, reference protocol", results["reference_protocol"]))
+
+    def cell(value):
+        return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = [f"{'':26}" + "".join(f"{name:>28}" for name, _ in columns)]
+    for key in COMPARED_METRICS:
+        if any(key in values for _, values in columns):
+            lines.append(f"{key:26}" + "".join(f"{cell(values.get(key)):>28}" for _, values in columns))
+    return "\n".join(lines)
+
+
 def evaluate_model(argv=None) -> dict:
     """Evaluate a trained folder on a split: recommendation (all / cold start / dedup) and
-    conversation; prints the metrics and sample dialogues, writes them as JSON with ``--output``."""
+    conversation (perplexity; generation metrics of the model's replies and, as the ceiling, of the
+    human replies of the same turns; with ``--protocol reference`` also the reference code's
+    counting); prints the metrics and sample dialogues, writes them as JSON with ``--output``."""
     eval_args, data_args = parse_arguments(EvaluationArguments, DataArguments, argv=argv)
+    if eval_args.decoding not in DECODINGS:
+        raise ValueError(f"--decoding must be one of {DECODINGS}, got {eval_args.decoding!r}")
+    if eval_args.protocol not in PROTOCOLS:
+        raise ValueError(f"--protocol must be one of {PROTOCOLS}, got {eval_args.protocol!r}")
     accelerator = make_accelerator()
     with accelerator.main_process_first():
         data = KGSFData(data_args, eval_args.model)
@@ -381,12 +460,29 @@ def evaluate_model(argv=None) -> dict:
     results["recommendation"] = evaluate_recommendation(model, loader, accelerator)
     samples = []
     if not eval_args.skip_conversation:
-        loader = data.eval_dataloader(eval_args.split, "conv", eval_args.batch_size, accelerator, data_args.max_eval_examples)
+        rows = data.split(eval_args.split, "conv", data_args.max_eval_examples)
+        loader = conversation_dataloader(rows, data.collator("conv"), eval_args.batch_size, accelerator)
         batches = None if eval_args.generation_examples < 0 else -(-eval_args.generation_examples // eval_args.batch_size)
-        results["conversation"] = evaluate_conversation(model, loader, accelerator, data.tokenizer,
-                                                        max_generation_batches=batches, samples=samples)
+        item_entities = item_entities_of_tokens(data.tokenizer, data.resources.item_token_vocab_mask,
+                                                data.resources.entities.movie_id_to_entity)
+        conversation = evaluate_conversation(model, loader, accelerator, data.tokenizer, max_generation_batches=batches,
+                                             samples=samples, decoding=eval_args.decoding, protocol=eval_args.protocol,
+                                             max_new_tokens=eval_args.max_new_tokens, item_entities=item_entities, human=True)
+        results["generation"] = {
+            "decoding": eval_args.decoding, "protocol": eval_args.protocol, "turns": len(rows),
+            "generate_kwargs": generation_settings(accelerator.unwrap_model(model), eval_args.decoding, eval_args.protocol,
+                                                   eval_args.max_new_tokens),
+        }
+        if "human" in conversation:
+            results["human_replies"] = conversation.pop("human")
+        if "reference_protocol" in conversation:
+            results["reference_protocol"] = conversation.pop("reference_protocol")
+        results["conversation"] = conversation
     if accelerator.is_main_process:
         print(json.dumps(results, indent=2))
+        if "human_replies" in results:
+            print("\n--- generated replies beside the human replies of the same turns ---")
+            print(comparison_table(results))
         titles = data.resources.entities.movie_id_to_title
         for context, reference, generated in samples[: eval_args.show_samples]:
             turns = render(data.tokenizer, context, titles).split("_split_")
