@@ -253,6 +253,7 @@ def stage_setup(training_args: TrainingArguments, data_args: DataArguments, mode
         enable_full_determinism(training_args.seed)
     else:
         set_seed(training_args.seed)
+        torch.use_deterministic_algorithms(training_args.deterministic_algorithms, warn_only=True)
     with accelerator.main_process_first():
         data = KGSFData(data_args, model_args.init_from)
         model = build_model(data, model_args)
@@ -450,6 +451,7 @@ def evaluate_model(argv=None) -> dict:
     if eval_args.protocol not in PROTOCOLS:
         raise ValueError(f"--protocol must be one of {PROTOCOLS}, got {eval_args.protocol!r}")
     accelerator = make_accelerator()
+    torch.use_deterministic_algorithms(True, warn_only=True)  # the same metrics on every run (see TrainingArguments)
     with accelerator.main_process_first():
         data = KGSFData(data_args, eval_args.model)
         model = build_model(data, ModelArguments(init_from=eval_args.model))

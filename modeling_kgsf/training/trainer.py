@@ -71,6 +71,10 @@ class TrainingArguments:
     resume: bool = field(default=False, metadata={"help": "Continue from the newest checkpoint in output_dir."})
     log_steps: int = field(default=10, metadata={"help": "Update the progress bar's loss every N steps."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+    deterministic_algorithms: bool = field(default=True, metadata={
+        "help": "torch.use_deterministic_algorithms(True, warn_only=True) for the stage: without it, float sums of the "
+                "graph/attention kernels may differ in the last bit from run to run on a CPU (measured), so the same seed "
+                "would not give bit-identical weights."})
     full_determinism: bool = field(default=False, metadata={
         "help": "transformers.enable_full_determinism(seed): deterministic GPU kernels (slower). On a CPU the same command "
                 "and seed already give bit-identical results (docs: Reproducibility)."})
