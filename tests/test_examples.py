@@ -118,6 +118,9 @@ def test_baselines_run(pipeline_run, tmp_path):
             "--embedding_dim", "8", "--num_filters", "4", *common)
         metrics = json.loads((tmp_path / baseline / "test_metrics.json").read_text())
         assert metrics["recommendation"]["count"] >= 1
+    best = tmp_path / "textcnn" / "best"  # TextCNN weights as safetensors, with the sizes to rebuild it
+    assert (best / "model.safetensors").exists() and not list(best.glob("*.pt"))
+    assert json.loads((best / "textcnn_config.json").read_text())["num_filters"] == 4
 
 
 def test_run_tables_writes_a_summary(pipeline_run, tmp_path):
