@@ -23,7 +23,6 @@ import os
 import sys
 from pathlib import Path
 
-from modeling_kgsf.processing_kgsf import ADD_RESOURCES_COMMAND as ADD_COMMAND  # noqa: F401
 from modeling_kgsf.processing_kgsf import KG_RESOURCES_FILE, KGSFProcessor
 
 from .redial import load_resources

@@ -29,7 +29,6 @@ import hashlib
 import inspect
 import json
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +74,6 @@ ROW_FEATURES = Features(
         "cold_start": Value("bool"),
     }
 )
-_MOVIE_TOKEN = re.compile(r"^@(\d+)$")
 _REQUIRED_KEYS = ("messages", "respondentWorkerId")
 
 PathLike = str | os.PathLike | None

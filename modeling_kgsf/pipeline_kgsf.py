@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import preferences_kgsf as prefs
 from .linking_kgsf import name_from_uri
 from .processing_kgsf import KGSFProcessor
 
@@ -276,6 +277,7 @@ class ConversationalRecommender:
         entities = resources.entities
         self.item_index_of_entity = processor.item_index_of_entity
         self.collator = processor.collator("rec")
+        self._proximity = None  # prefs.GraphProximity of the item graph, for the ranking
         # entity id -> most mentioned movieId; names for every entity that may be shown
         self.movie_of_entity: dict[int, str] = {}
         for movie_id, entity in sorted(entities.movie_id_to_entity.items(), key=lambda pair: -entities.movie_id_to_mentions.get(pair[0], 0)):
@@ -373,14 +375,18 @@ class ConversationalRecommender:
         genres...) gain up to ``proximity_weight`` nats (default ``DEFAULT_PROXIMITY_WEIGHT`` = 8;
         0 turns it off) over ``log_softmax(logits)``.
         """
-        row = self.context_row(turns)
+        turns = normalize_turns(turns)
+        return self._rank(turns, self.context_row(turns), k, exclude_mentioned, explain, top_words, top_entities, max_hops,
+                          negation, proximity_weight, negative_weight)
+
+    def _rank(self, turns, row, k, exclude_mentioned, explain, top_words, top_entities, max_hops, negation,
+              proximity_weight, negative_weight) -> list[Recommendation]:
+        """:meth:`recommend` on normalised ``turns`` whose processed ``row`` is already built."""
         with torch.no_grad():
             out = self.model(**self._batch(row), task="rec")
         logits = out.rec_logits[0].float()
-        from . import preferences_kgsf as prefs
-
         mentioned = [self.item_index_of_entity[e] for e in row["context_items"] if e in self.item_index_of_entity]
-        rejected, rejected_words = (prefs.rejected_in_turns(normalize_turns(turns), self.resources.tokenizer, self.resources.linker)
+        rejected, rejected_words = (prefs.rejected_in_turns(turns, self.resources.tokenizer, self.resources.linker)
                                     if negation else (set(), set()))
         if rejected:  # the recommender reads the context without what the seeker rejects
             concepts = {c for c in map(self.resources.concept_id, rejected_words) if c is not None}
@@ -389,7 +395,7 @@ class ConversationalRecommender:
                 out = self.model(**self._batch(row), task="rec")
             logits = out.rec_logits[0].float()
         probabilities = torch.softmax(logits, dim=-1)
-        if getattr(self, "_proximity", None) is None:
+        if self._proximity is None:  # built on first use (a pass over the item graph)
             self._proximity = prefs.GraphProximity.from_graph(self.model.kgsf.dbpedia_edge_index, self.model.kgsf.dbpedia_edge_type,
                                                               self.model.kgsf.item_entity_ids, self.model.config.n_entity)
         ranking = prefs.adjust_scores(logits, self._proximity, row["context_entities"], rejected,
@@ -432,7 +438,7 @@ class ConversationalRecommender:
     def respond(self, turns, max_new_tokens: int = 20, **generate_kwargs) -> str:
         """The model's next recommender turn as text (``@movieId`` written as titles); see
         :meth:`respond_with_items` (same arguments) for the items it names and why."""
-        return self.respond_with_items(turns, max_new_tokens=max_new_tokens, **generate_kwargs).text
+        return self.respond_with_items(turns, max_new_tokens=max_new_tokens, explain=False, **generate_kwargs).text
 
     def respond_tokens(self, turns, max_new_tokens: int = 20, **generate_kwargs) -> list[str]:
         """The generated reply as vocabulary tokens (``@movieId`` kept), up to ``__end__``."""
@@ -453,8 +459,9 @@ class ConversationalRecommender:
         """
         generate_kwargs.setdefault("num_beams", 1)
         generate_kwargs.setdefault("do_sample", False)
+        turns = normalize_turns(turns)
         row = self.context_row(turns)
-        ranked = self.recommend(turns, k=k, explain=explain, max_hops=max_hops)
+        ranked = self._rank(turns, row, k, True, explain, 5, 5, max_hops, True, None, None)  # recommend()'s defaults
         item_scores = torch.full((1, self.model.config.n_item), float("-inf"), device=self.model.device)
         for recommendation in ranked:
             item_scores[0, recommendation.item_index] = -float(recommendation.rank)

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ..generation_kgsf import PAPER_DECODING
 from ..metrics import load_metric
 
 K_VALUES = (1, 10, 50)
@@ -50,9 +51,6 @@ PROTOCOLS = ("ours", "reference")
 REFERENCE_STEPS = 20  # the reference code decodes greedily for maxlen=20 steps
 DEFAULT_MAX_NEW_TOKENS = 30  # the reference replies are cut to 30 tokens
 TARGETS_KEY = "target_entity_ids"
-# the paper's plain greedy decoding, if modeling_kgsf.generation_kgsf does not define it
-_PAPER_DECODING_FALLBACK = {"item_slots": False, "no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "num_beams": 1,
-                            "do_sample": False}
 
 
 def _without_padding(rows: torch.Tensor, pad: int) -> list[list[int]]:
@@ -106,12 +104,7 @@ def decode_reply(tokenizer, token_ids: list[int], stop_at_end: bool = True) -> l
 
 
 def paper_decoding() -> dict:
-    """``PAPER_DECODING`` of ``modeling_kgsf.generation_kgsf`` (the paper's plain greedy decoding),
-    or the same literal where that module is absent."""
-    try:
-        from ..generation_kgsf import PAPER_DECODING
-    except ImportError:
-        PAPER_DECODING = _PAPER_DECODING_FALLBACK
+    """A copy of ``generation_kgsf.PAPER_DECODING`` (the paper's plain greedy decoding)."""
     return dict(PAPER_DECODING)
 
 
