@@ -62,8 +62,6 @@ def train_word2vec(
     overwrite: bool = False,
 ) -> torch.Tensor:
     """``(len(tokenizer), dim)`` float32 embeddings trained on ``train_rows`` (a Dataset or dict of columns)."""
-    from gensim.models import Word2Vec
-
     sentences = training_sentences(train_rows[:] if hasattr(train_rows, "column_names") else train_rows)
     digest = hashlib.sha256(repr((dim, epochs, seed, len(tokenizer), "stable-hash")).encode())
     for sentence in sentences:
@@ -72,6 +70,8 @@ def train_word2vec(
     target = paths.resolve_cache_dir(cache_dir) / "word2vec" / f"{digest.hexdigest()[:16]}.npy"
     if target.exists() and not overwrite:
         return torch.from_numpy(np.load(target, allow_pickle=False))
+
+    from gensim.models import Word2Vec  # only to train: a cached run needs no gensim
 
     # one worker thread and a hash of our own: gensim seeds each word's initial vector with
     # hash(word + str(seed)), and Python's str hash changes from process to process (PYTHONHASHSEED)

@@ -11,6 +11,7 @@ it. ``examples/`` holds thin scripts around these functions, so ``python example
 from __future__ import annotations
 
 import json
+import random
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +51,9 @@ class DataArguments:
                 "ordered CFCRS/lmh85 ones: 1,822), reconstructed (+ every other train conversation, turn order rebuilt: "
                 "9,095; the default). See docs/DATA.md."})
     max_train_examples: int = field(default=-1, metadata={"help": "Use only the first N training examples (-1: all)."})
+    max_train_conversations: int = field(default=-1, metadata={
+        "help": "Train on a random subset of N training conversations (-1: all), drawn with a fixed seed so that smaller "
+                "subsets are contained in larger ones (learning curves)."})
     max_eval_examples: int = field(default=-1, metadata={"help": "Use only the first N evaluation examples (-1: all)."})
     eval_split: str = field(default="validation", metadata={"help": "Split used for model selection."})
     train_files: list[str] | None = field(default=None, metadata={"help": "Raw ReDial jsonl training files (e.g. the full train_data.jsonl)."})
@@ -112,6 +116,8 @@ class KGSFData:
                 resources=self.resources, return_statistics=True,
             )
             self.dataset_name = "ReDial"
+        if data_args.max_train_conversations > 0:
+            self.splits["train"] = subset_conversations(self.splits["train"], data_args.max_train_conversations)
         self.tokenizer = self.resources.tokenizer
         self._expanded = {}
 
@@ -148,6 +154,20 @@ class KGSFData:
             "include_recovered": self.args.include_recovered,
             **({"train_sources": self.data_statistics.get("train_sources")} if not self.args.dataset_dir else {}),
         }
+
+
+SUBSET_SEED = 0  # fixed: the subsets of a learning curve are nested whatever the training seed
+
+
+def subset_conversations(rows, count: int):
+    """The rows of ``count`` training conversations drawn at random (``SUBSET_SEED``); the first ``n``
+    conversations of the draw are the same for every ``count >= n``, so subsets nest."""
+    conversation_ids = sorted(set(rows["conversation_id"]), key=str)
+    if count >= len(conversation_ids):
+        return rows
+    random.Random(SUBSET_SEED).shuffle(conversation_ids)
+    kept = set(conversation_ids[:count])
+    return rows.select([index for index, conversation in enumerate(rows["conversation_id"]) if conversation in kept])
 
 
 def data_sizes(data: KGSFData) -> dict:
@@ -240,6 +260,8 @@ def train_stage(stage: str, training_args: TrainingArguments, data: KGSFData, mo
         save_model=make_save_model(data, stage, training_args), stage=stage, accelerator=accelerator,
     )
     summary = trainer.train()
+    if accelerator.is_main_process:  # what the stage trained on, for tables and learning curves
+        (Path(training_args.output_dir) / "data_statistics.json").write_text(json.dumps(data.statistics(), indent=2), encoding="utf-8")
     accelerator.print(summary)
     return summary
 
