@@ -169,10 +169,9 @@ class Scorer:
         rows, rejected_sets = [], []
         for text in texts:
             row = crs.context_row([text])
-            rejected, words = prefs.rejected_in_turns([("seeker", text)], crs.resources.tokenizer, crs.resources.linker)
-            if rejected:
-                concepts = {c for c in map(crs.resources.concept_id, words) if c is not None}
-                row = {**prefs.without_rejected(row, rejected, concepts), "mentioned_items": row["context_items"]}
+            preferred_row, rejected = crs.without_rejections([("seeker", text)], row)
+            if preferred_row is not row:
+                row = {**preferred_row, "mentioned_items": row["context_items"]}
             rows.append(row)
             rejected_sets.append(rejected)
         return rows, rejected_sets, self.logits(rows)
@@ -268,11 +267,9 @@ def official_recall(scorer: Scorer, split_rows, weights, negation: bool) -> dict
                     current = []
                 else:
                     current.append(token)
-            rejected, words = prefs.rejected_in_turns(turns, crs.resources.tokenizer, crs.resources.linker)
+            preferred_row, rejected = crs.without_rejections(turns, row)
             rejected &= set(row["context_entities"])
-            if rejected:
-                concepts = {c for c in map(crs.resources.concept_id, words) if c is not None}
-                row.update(prefs.without_rejected(row, rejected, concepts))
+            row.update(preferred_row)
         rejected_sets.append(rejected)
     logits = scorer.logits(rows)
     index = crs.item_index_of_entity

@@ -29,8 +29,9 @@ Chat rules (``chat_rules=True``, the default; ``False`` gives the plain dictiona
 
 * **film contexts**: a title made of ordinary words may be written in lower case when the context
   says it is a film: right after a cue word (:data:`FILM_CUES`: "like", "seen", "watch", "movie",
-  ...; a one-word title needs a strong cue, :data:`STRONG_FILM_CUES`), between quotes, before a year
-  ("die hard 1988", "(1988)"), or in a list right after another title ("die hard and terminator");
+  "how about", ...; a one-word title needs a strong cue, :data:`STRONG_FILM_CUES`), between quotes,
+  before a year ("die hard 1988", "(1988)"; a title written with its year, "click (2006)", needs
+  nothing more), or in a list right after another title ("die hard and terminator");
 * **titles made of stopwords** ("Get Out", "It", "Us") are indexed too, but link only written
   capitalised and in a film context ("I liked Get Out and Us");
 * **titles without their article** ("terminator" for "The Terminator") are indexed at the lowest
@@ -81,13 +82,26 @@ STRONG_FILM_CUES = frozenset(
 )
 FILM_CUES = STRONG_FILM_CUES | frozenset(
     "like liked likes love loved loves enjoy enjoyed enjoys adore adored favorite favourite "
-    "including especially except than as hate hated dislike disliked".split()
+    "including especially except than as hate hated dislike disliked about".split()
+)
+# One of these may stand between a cue and the title.
+_FILLERS = frozenset({"the", "a", "an", "also", "you", "too", "just", "again"})
+# A judgement after the title ("X was great") says it is a film too.
+_COPULAS = frozenset({"is", "was", "'s"})
+_FILM_JUDGEMENTS = frozenset(
+    "good great awesome amazing funny hilarious scary creepy classic excellent fantastic brilliant terrific "
+    "terrible awful boring movie film one favorite favourite best worst underrated overrated".split()
 )
 _LIST_CONNECTORS = frozenset({",", "and", "or", "&", "/", "+", "plus"})
 _OPENING_QUOTES = frozenset({"``", '"', "'", "`", "\u201c", "\u2018"})
 _CLOSING_QUOTES = frozenset({"''", '"', "'", "\u201d", "\u2019"})
 _YEAR = re.compile(r"^(19|20)\d\d$")
 _ARTICLES = ("the", "a", "an")
+
+
+def _with_year(key: tuple[str, ...]) -> bool:
+    """A name key ending in a year in brackets: ``("get", "out", "(", "2017", ")")``."""
+    return len(key) >= 4 and key[-1] == ")" and key[-3] == "(" and _YEAR.match(key[-2]) is not None
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 _ALPHA_WORD = re.compile(r"^[a-z]+$")
 
@@ -287,23 +301,31 @@ class EntityLinker:
     @staticmethod
     def film_context(lowered: list[str], position: int, length: int, title_ends: set[int], strong: bool = False) -> bool:
         """Does the context say that ``lowered[position:position + length]`` is a film? A cue word
-        right before it (``strong``: only :data:`STRONG_FILM_CUES`), quotes around it, a year after
-        it, or a list connector right after another title (``title_ends``: end positions of the
-        titles already linked in the utterance)."""
+        right before it, or before one filler word ("watch the X", :data:`_FILLERS`) (``strong``: only :data:`STRONG_FILM_CUES`), quotes around it, a year after
+        it, "movie"/"film" or a judgement after it ("was great", :data:`_FILM_JUDGEMENTS`), nothing
+        else in the message, or a list connector right after another title (``title_ends``: end
+        positions of the titles already linked in the utterance)."""
         before = lowered[position - 1] if position > 0 else ""
         after = lowered[position + length] if position + length < len(lowered) else ""
-        if before in (STRONG_FILM_CUES if strong else FILM_CUES):
-            return True
+        cues = STRONG_FILM_CUES if strong else FILM_CUES
+        if before in cues or (before in _FILLERS and position > 1 and lowered[position - 2] in cues):
+            return True  # "watched Up", "watch the Avengers", "recommend you Click"
         if before in _OPENING_QUOTES and after in _CLOSING_QUOTES:
             return True
         if _YEAR.match(after) or (after == "(" and position + length + 1 < len(lowered) and _YEAR.match(lowered[position + length + 1])):
             return True
+        if after in ("movie", "film") or (after in _COPULAS and any(w in _FILM_JUDGEMENTS for w in lowered[position + length + 1 : position + length + 4])):
+            return True  # "Creed movie", "Spotlight was awesome", "The Others is pretty creepy"
+        if not any(token.isalnum() for token in lowered[:position] + lowered[position + length :]):
+            return True  # the whole message is the title ("Halloween", "and It ?" is not: "and" is a word)
         back = position
         while back > 0 and lowered[back - 1] in _LIST_CONNECTORS:
             back -= 1
         return back < position and back in title_ends
 
     def _accept(self, key, kind, tokens, lowered, position, length, title_ends) -> bool:
+        if self.chat_rules and kind == "title" and _with_year(key):  # "get out (2017)": the year says it is a film
+            return True
         if key in self.context_only or key in self.derived:
             if not self.chat_rules:
                 return False

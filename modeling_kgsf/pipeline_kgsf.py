@@ -379,6 +379,16 @@ class ConversationalRecommender:
         return self._rank(turns, self.context_row(turns), k, exclude_mentioned, explain, top_words, top_entities, max_hops,
                           negation, proximity_weight, negative_weight)
 
+    def without_rejections(self, turns, row: dict) -> tuple[dict, set[int]]:
+        """``(row, rejected entity ids)``: the processed ``row`` of normalised ``turns`` without the
+        entities and concept words the seeker rejects (the same row when nothing is rejected)."""
+        rejected, rejected_words = prefs.rejected_in_turns(turns, self.resources.tokenizer, self.resources.linker,
+                                                           concept_id=self.resources.concept_id)
+        concepts = {c for c in map(self.resources.concept_id, rejected_words) if c is not None}
+        if not rejected and not concepts:
+            return row, rejected
+        return prefs.without_rejected(row, rejected, concepts), rejected
+
     def _rank(self, turns, row, k, exclude_mentioned, explain, top_words, top_entities, max_hops, negation,
               proximity_weight, negative_weight) -> list[Recommendation]:
         """:meth:`recommend` on normalised ``turns`` whose processed ``row`` is already built."""
@@ -386,14 +396,14 @@ class ConversationalRecommender:
             out = self.model(**self._batch(row), task="rec")
         logits = out.rec_logits[0].float()
         mentioned = [self.item_index_of_entity[e] for e in row["context_items"] if e in self.item_index_of_entity]
-        rejected, rejected_words = (prefs.rejected_in_turns(turns, self.resources.tokenizer, self.resources.linker)
-                                    if negation else (set(), set()))
-        if rejected:  # the recommender reads the context without what the seeker rejects
-            concepts = {c for c in map(self.resources.concept_id, rejected_words) if c is not None}
-            row = prefs.without_rejected(row, rejected, concepts)
-            with torch.no_grad():
-                out = self.model(**self._batch(row), task="rec")
-            logits = out.rec_logits[0].float()
+        rejected = set()
+        if negation:  # the recommender reads the context without what the seeker rejects
+            preferred_row, rejected = self.without_rejections(turns, row)
+            if preferred_row is not row:
+                row = preferred_row
+                with torch.no_grad():
+                    out = self.model(**self._batch(row), task="rec")
+                logits = out.rec_logits[0].float()
         probabilities = torch.softmax(logits, dim=-1)
         if self._proximity is None:  # built on first use (a pass over the item graph)
             self._proximity = prefs.GraphProximity.from_graph(self.model.kgsf.dbpedia_edge_index, self.model.kgsf.dbpedia_edge_type,

@@ -44,6 +44,7 @@ NEGATIVE_AFTER = frozenset(
 CLAUSE_ENDS = frozenset({".", "!", "?", ";", "_split_", "but", "however", "though", "although", "instead", "rather"})
 REFERRING = frozenset({"it", "that", "this", "one", "them", "those"})
 _NEGATORS = frozenset({"not", "n't", "never", "no"})
+_CUE_WORDS = NEGATIVE_CUES | NEUTRAL_AFTER_NEGATOR | POSITIVE_CUES | NEGATIVE_AFTER | REFERRING
 
 
 def _clauses(tokens: list[str]) -> list[tuple[int, int]]:
@@ -103,7 +104,7 @@ def negated_mentions(tokens: list[str], mentions, window: int = DEFAULT_NEGATION
             cursor = mention.span[1]
             if mention.span[0] <= active_until or _negated_after(lowered, mention.span[1], stop):
                 negated.append(mention)
-    rejects_reference = not mentions and any(
+    rejects_reference = not [m for m in mentions if getattr(m, "kind", None) != "word"] and any(
         _negated_after(lowered, start, end) and any(w in REFERRING for w in lowered[start:end]) for start, end in clauses
     )
     return negated, rejects_reference
@@ -206,19 +207,47 @@ def adjust_scores(logits: torch.Tensor, proximity: GraphProximity, liked_entitie
     return ranking
 
 
-def rejected_in_turns(turns, tokenizer, linker, window: int = DEFAULT_NEGATION_WINDOW) -> tuple[set[int], set[str]]:
-    """``(rejected entity ids, lower-cased words of the rejected mentions)`` of ``(role, text)``
-    turns (roles ``seeker`` / ``recommender``), tokenised and linked as the processing does."""
+@dataclass(frozen=True)
+class WordMention:
+    """A context word that is a word-graph concept ("romance", "war"), negated like an entity mention."""
+
+    span: tuple[int, int]
+    word: str
+    kind: str = "word"
+
+    @property
+    def entity_id(self) -> tuple[str, str]:  # a key that never equals an entity id
+        return ("word", self.word)
+
+
+def word_mentions(tokens: list[str], mentions, concept_id) -> list[WordMention]:
+    """The tokens outside entity mentions that ``concept_id`` maps to a concept, except the cue words
+    of the rules themselves ("hate", "love", "boring"...)."""
+    covered = {position for mention in mentions for position in range(*mention.span)}
+    return [WordMention((position, position + 1), token.lower()) for position, token in enumerate(tokens)
+            if position not in covered and token.lower() not in _CUE_WORDS and concept_id(token) is not None]
+
+
+def rejected_in_turns(turns, tokenizer, linker, window: int = DEFAULT_NEGATION_WINDOW, concept_id=None) -> tuple[set[int], set[str]]:
+    """``(rejected entity ids, lower-cased rejected words)`` of ``(role, text)`` turns (roles
+    ``seeker`` / ``recommender``), tokenised and linked as the processing does. The words are those
+    of the rejected entity mentions and, with ``concept_id`` (token -> concept id or None), the
+    concept words the same rules negate ("no romance please": "romance" has no entity, but is a
+    word-graph concept the recommender reads)."""
     linked = []
     words: dict[int, set[str]] = {}
     for role, text in turns:
         tokens = tokenizer.tokenize(text)
         mentions = linker.link(tokens)
-        linked.append((role == "seeker", tokens, mentions))
         for mention in mentions:
             words.setdefault(mention.entity_id, set()).update(t.lower() for t in tokens[mention.span[0] : mention.span[1]])
+        if concept_id is not None:
+            mentions = [*mentions, *word_mentions(tokens, mentions, concept_id)]
+        linked.append((role == "seeker", tokens, mentions))
     rejected = rejected_entities(linked, window)
-    return rejected, {word for entity in rejected for word in words.get(entity, ())}
+    entities = {entity for entity in rejected if not isinstance(entity, tuple)}
+    rejected_words = {word for entity in entities for word in words.get(entity, ())}
+    return entities, rejected_words | {entity[1] for entity in rejected if isinstance(entity, tuple)}
 
 
 def without_rejected(row: dict, rejected: set[int], rejected_concepts: set[int] = frozenset()) -> dict:

@@ -133,3 +133,42 @@ def test_without_rejected_row():
 
 def test_mention_default_score_is_exact():
     assert Mention((0, 1), 3, "x", "entity").score == 1.0
+
+
+def test_rejected_concept_words_without_an_entity():
+    """"no romance please": "romance" links to no entity but is a word-graph concept; the same rules
+    reject it, cue words are never rejected themselves, and entity rejections keep their words."""
+    from modeling_kgsf.preferences_kgsf import rejected_in_turns
+
+    class Tokenizer:
+        def tokenize(self, text):
+            return text.split()
+
+    concepts = {"romance": 1, "war": 2, "horror": 3, "movies": 4, "hate": 5, "love": 6, "funny": 7}
+    concept_id = concepts.get
+    linker = make_linker()
+    rejected, words = rejected_in_turns([("seeker", "I hate romance and war movies . I want something funny")], Tokenizer(), linker,
+                                        concept_id=concept_id)
+    assert rejected == set() and {"romance", "war"} <= words
+    assert "hate" not in words and "funny" not in words  # a cue, and a word after the clause ends
+    rejected, words = rejected_in_turns([("seeker", "I love romance movies")], Tokenizer(), linker, concept_id=concept_id)
+    assert rejected == set() and words == set()
+    rejected, words = rejected_in_turns([("seeker", "no horror please")], Tokenizer(), linker, concept_id=concept_id)
+    assert rejected == {E["Horror_film"]} and words == {"horror"}
+    # without a concept lookup only entity mentions count, as before
+    assert rejected_in_turns([("seeker", "I hate romance movies")], Tokenizer(), linker) == (set(), set())
+    # a rejection by reference still needs a turn that names no entity (words do not block it)
+    assert rejected_in_turns([("recommender", "Have you seen Pulp Fiction ?"), ("seeker", "seen it , did n't like the romance")],
+                             Tokenizer(), linker, concept_id=concept_id)[0] == {E["Pulp_Fiction"]}
+
+
+def test_film_contexts_year_judgement_filler_and_whole_message():
+    linker = make_linker()
+    assert linked(linker, "i liked get out (2017) a lot") == [("get out ( 2017 )", "Get_Out")]  # a title with its year
+    assert linked(linker, "how about die hard") == [("die hard", "Die_Hard")]
+    assert linked(linker, "Cats was boring") == [("Cats", "Cats_(2019_film)")]  # sentence start + a judgement after it
+    assert linked(linker, "Cats") == [("Cats", "Cats_(2019_film)")]  # the whole message
+    assert linked(linker, "i recommend you cats") == [("cats", "Cats_(2019_film)")]  # one filler after a strong cue
+    assert linked(linker, "cats are cute") == [] and linked(linker, "Cats are cute") == []
+    plain = make_linker(chat_rules=False)
+    assert linked(plain, "i liked get out (2017) a lot") == [] and linked(plain, "how about die hard") == []
