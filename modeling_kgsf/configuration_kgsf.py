@@ -92,6 +92,12 @@ class KGSFConfig(PretrainedConfig):
             ``user_representation_to_bias``). KBRD = ``use_conceptnet=false, use_mim=false,
             use_kg_attention=false, use_copy=false, user_vocab_bias=true`` (examples/train_kbrd.py).
 
+    Attention kernel: transformers' ``attn_implementation`` (``KGSFConfig(attn_implementation=...)``,
+    ``from_pretrained(..., attn_implementation=...)`` or ``model.set_attn_implementation(...)``; not
+    saved): ``"sdpa"`` (``torch.nn.functional.scaled_dot_product_attention``, the default) or
+    ``"eager"`` (the matmuls written out, the original code). Both give the same outputs up to float
+    rounding (``tests/test_throughput.py``).
+
     The usual transformers names are aliases (``attribute_map``): ``hidden_size`` = ``d_model``,
     ``num_attention_heads`` = ``attention_heads``, ``num_hidden_layers`` = ``encoder_layers``,
     ``intermediate_size`` = ``ffn_dim``, ``encoder_attention_heads`` / ``decoder_attention_heads``
@@ -211,7 +217,7 @@ class KGSFConfig(PretrainedConfig):
         """Every name a KGSF configuration understands: its own arguments, their aliases
         (``attribute_map``) and the arguments of ``PretrainedConfig``."""
         own = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
-        base = set(PretrainedConfig().to_dict())
+        base = set(PretrainedConfig().to_dict()) | {"attn_implementation"}
         return own | set(cls.attribute_map) | base
 
     @classmethod

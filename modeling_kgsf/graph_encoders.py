@@ -266,9 +266,11 @@ class ItemGraphEncoder(nn.Module):
         self.use_edges = config.use_dbpedia
 
     def forward(self, graph: RelationalGraph) -> torch.Tensor:
-        """-> ``(T, kg_dim)`` vectors of the nodes ``graph.targets``."""
+        """-> ``(T, kg_dim)`` vectors of the nodes ``graph.targets`` (float32, also under autocast:
+        the sparse kernels have no bfloat16 form)."""
         x = None if self.featureless else self.entity_embedding.weight
-        return self.rgcn(x, graph, use_edges=self.use_edges)
+        with torch.autocast(self.rgcn.weight.device.type, enabled=False):
+            return self.rgcn(x, graph, use_edges=self.use_edges)
 
 
 class WordGraphEncoder(nn.Module):
@@ -285,5 +287,6 @@ class WordGraphEncoder(nn.Module):
         self.gcn = GCNConv(config.kg_dim, config.kg_dim)
 
     def forward(self, edge_index: torch.Tensor) -> torch.Tensor:
-        """-> ``(n_concept, kg_dim)``."""
-        return self.gcn(self.concept_embedding.weight, edge_index)
+        """-> ``(n_concept, kg_dim)`` (float32, also under autocast, as the item graph)."""
+        with torch.autocast(edge_index.device.type, enabled=False):
+            return self.gcn(self.concept_embedding.weight, edge_index)

@@ -16,7 +16,9 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.utils import ModelOutput
+from transformers.utils.deprecation import deprecate_kwarg
 
 from .configuration_kgsf import KGSFConfig
 from .copy_head import CopyHead, resized_rows
@@ -69,6 +71,7 @@ class KGSFModelOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None  # (B, Lr, d) decoder states
     encoder_last_hidden_state: torch.FloatTensor | None = None  # (B, Lc, d)
     context: KGSFContextOutput | None = None
+    cache: Cache | None = None  # the decoder's key/value cache (EncoderDecoderCache), when one was used
 
 
 @dataclass
@@ -77,7 +80,8 @@ class KGSFOutput(ModelOutput):
 
     ``loss`` = ``rec_loss + mim_weight * mim_loss`` (task "rec"), ``lm_loss`` (task "conv"),
     ``mim_loss`` (task "mim"), their sum (task "all"). ``lm_logits`` (= ``logits``) are the mixed
-    vocabulary + copy logits (pad and start tokens at the dtype's minimum).
+    vocabulary + copy logits (pad and start tokens at the dtype's minimum): ``(B, Lr, vocab)``, or
+    ``(N, vocab)`` with ``logits_at_labels_only`` (the N positions where ``labels != -100``, row by row).
     """
 
     loss: torch.FloatTensor | None = None
@@ -92,6 +96,7 @@ class KGSFOutput(ModelOutput):
     entity_attention_weights: torch.FloatTensor | None = None  # (B, Ne)
     encoder_last_hidden_state: torch.FloatTensor | None = None  # (B, Lc, d)
     decoder_last_hidden_state: torch.FloatTensor | None = None  # (B, Lr, d)
+    cache: Cache | None = None  # the decoder's key/value cache (EncoderDecoderCache), when one was used
 
 
 # --------------------------------------------------------------------------- base class
@@ -101,6 +106,7 @@ class KGSFPreTrainedModel(PreTrainedModel):
     base_model_prefix = "kgsf"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = False
+    _supports_sdpa = True  # config._attn_implementation: "sdpa" (default) or "eager" (transformer.MultiHeadAttention)
 
     def _init_weights(self, module):
         """Xavier-uniform linears, N(0, dim^-1/2) embeddings (padding row 0), Glorot R-GCN / GCN (as PyG)."""
@@ -156,15 +162,19 @@ class KGSFPreTrainedModel(PreTrainedModel):
 
     def _upgrade_old_folder(self, folder) -> None:
         """Folders saved before item slots: the item -> token map from the folder's ``vocab.json`` and
-        ``kg_resources.json``, and the generation defaults (:mod:`.generation_kgsf`)."""
+        ``kg_resources.json``, and the generation defaults (:mod:`.generation_kgsf`). Folders saved
+        before the key/value cache say ``use_cache: false`` (the class required it then): it is turned
+        on (the same replies, faster; ``generate(..., use_cache=False)`` still decodes without it)."""
         body = self.kgsf if hasattr(self, "kgsf") else self
         if not body.item_tokens_known() and Path(str(folder)).is_dir():
             ids = item_token_ids_from_folder(folder, body.item_entity_ids.cpu(), body.item_token_vocab_mask.cpu())
             if ids is not None:
                 body.set_item_token_ids(ids)
         generation_config = getattr(self, "generation_config", None)
-        if generation_config is not None and self.can_generate() and not hasattr(generation_config, "item_slots"):
-            apply_generation_defaults(generation_config)
+        if generation_config is not None and self.can_generate():
+            if not hasattr(generation_config, "item_slots"):
+                apply_generation_defaults(generation_config)
+            generation_config.use_cache = True
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """As ``PreTrainedModel.save_pretrained``; ``auto_map`` names both Auto classes."""
@@ -393,13 +403,15 @@ class KGSFModel(KGSFPreTrainedModel):
         decoder_input_ids: torch.LongTensor | None = None,  # (B, Lr)
         encoder_outputs: KGSFContextOutput | None = None,
         compute_rec: bool = True,
+        cache: Cache | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> KGSFModelOutput:
         """Recommendation scores (``compute_rec``) and/or decoder states (``decoder_input_ids``).
 
         With ``encoder_outputs`` (a :class:`KGSFContextOutput`, as in ``generate``) only the
-        decoder runs.
+        decoder runs. With a ``cache`` (an ``EncoderDecoderCache``) ``decoder_input_ids`` are the
+        tokens after the cached ones (:class:`~.transformer.KGSFDecoder`).
         """
         if encoder_outputs is not None and not compute_rec:
             context = encoder_outputs
@@ -431,8 +443,9 @@ class KGSFModel(KGSFPreTrainedModel):
             context = out.context
             out.last_hidden_state = self.decoder(
                 decoder_input_ids, self.shared, context.last_hidden_state, context.encoder_attention_mask,
-                context.word_states, context.word_mask, context.entity_states, context.entity_mask,
+                context.word_states, context.word_mask, context.entity_states, context.entity_mask, cache,
             )
+            out.cache = cache
         return _as_requested(out, self.config, return_dict)
 
     def _encode_context(self, input_ids, attention_mask, out: KGSFModelOutput, word_mask, entity_mask) -> KGSFContextOutput:
@@ -509,7 +522,13 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
     ``labels``), ``"mim"`` (MIM loss only), ``"all"`` (everything given) or None: ``"conv"`` when
     ``labels``/``decoder_input_ids``/``encoder_outputs`` are given (plus ``"rec"`` when
     ``rec_labels`` are too), else ``"rec"``. ``logits_to_keep=n`` computes the output logits of the
-    last n positions only (generation uses 1; 0 = all).
+    last n positions only (generation uses 1; 0 = all). ``logits_at_labels_only`` (with ``labels``)
+    computes them only where ``labels != -100``: the same loss, without the output layer at padding
+    positions (training); ``lm_logits`` is then ``(N, vocab)``.
+
+    Key/value cache: ``cache`` (an ``EncoderDecoderCache``; ``past_key_values`` is the older name),
+    or ``use_cache=True`` for a new one, returned as ``out.cache``; ``decoder_input_ids`` are then
+    the tokens after the cached ones. ``generate`` uses it unless ``use_cache=False``.
     """
 
     def __init__(self, config: KGSFConfig):
@@ -523,7 +542,7 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         self.generation_config = GenerationConfig(
             decoder_start_token_id=config.decoder_start_token_id, bos_token_id=config.bos_token_id,
             eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id,
-            max_new_tokens=config.max_response_length, use_cache=False, **KGSF_GENERATION_DEFAULTS,
+            max_new_tokens=config.max_response_length, use_cache=True, **KGSF_GENERATION_DEFAULTS,
         )
 
     # delegation to the body
@@ -577,16 +596,23 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
     def get_decoder(self):
         return self.kgsf.decoder
 
-    @classmethod
-    def _supports_default_dynamic_cache(cls) -> bool:
-        return False  # no KV cache: the decoder reruns over the prefix (responses are <= 30 tokens)
-
-    def prepare_inputs_for_generation(self, input_ids, encoder_outputs=None, attention_mask=None, item_scores=None, **kwargs):
-        """Every step decodes the whole prefix against the (expanded) context encoding.
+    def prepare_inputs_for_generation(self, input_ids, encoder_outputs=None, attention_mask=None, cache=None, item_scores=None,
+                                      **kwargs):
+        """The decoder input of a step against the (expanded) context encoding: with a ``cache``
+        (``generate``'s ``EncoderDecoderCache``) the tokens not cached yet (the last one), without one
+        (``use_cache=False``) the whole prefix.
 
         ``item_scores`` (B, n_item), a ``generate`` argument, is read by the item slots (not the model)."""
-        return {"decoder_input_ids": input_ids, "encoder_outputs": encoder_outputs, "attention_mask": attention_mask,
-                "task": "conv", "logits_to_keep": 1}
+        past_length = cache.get_seq_length() if cache is not None else 0
+        return {"decoder_input_ids": input_ids[:, past_length:], "encoder_outputs": encoder_outputs, "attention_mask": attention_mask,
+                "cache": cache, "task": "conv", "logits_to_keep": 1}
+
+    def _reorder_cache(self, cache: EncoderDecoderCache, beam_idx: torch.LongTensor) -> EncoderDecoderCache:
+        """Beam search: the self-attention keys/values follow the chosen beams; the cross-attention ones
+        are left as they are (the beams of a context share its keys/values, and a beam is only ever
+        replaced by a beam of the same context)."""
+        cache.self_attention_cache.reorder_cache(beam_idx)
+        return cache
 
     def _get_logits_processor(self, generation_config, *args, **kwargs):
         """``GenerationMixin``'s processors, with the item slots first when ``generation_config.item_slots``
@@ -598,6 +624,7 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
             processors.insert(0, build_item_slot_processor(self, model_kwargs, kwargs.get("encoder_input_ids")))
         return processors
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,  # (B, Lc) context tokens
@@ -613,6 +640,9 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         encoder_outputs: KGSFContextOutput | None = None,
         task: str | None = None,
         logits_to_keep: int = 0,
+        logits_at_labels_only: bool = False,
+        cache: Cache | None = None,
+        use_cache: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> KGSFOutput:
@@ -625,22 +655,28 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         do_mim = task == "mim" or (do_rec and rec_labels is not None and self.config.use_mim)
         if logits_to_keep and labels is not None:
             raise ValueError("logits_to_keep is for generation: the LM loss needs the logits of every position")
+        if logits_at_labels_only and labels is None:
+            raise ValueError("logits_at_labels_only needs labels (it keeps the positions where labels != -100)")
         if do_conv and decoder_input_ids is None:
             if labels is None:
                 raise ValueError("task 'conv' needs labels or decoder_input_ids")
             decoder_input_ids = self.shift_labels_right(labels)
+        if do_conv and use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
 
         body = self.kgsf(
             input_ids, attention_mask, context_entity_ids, context_entity_mask, context_word_ids, context_word_mask,
             decoder_input_ids=decoder_input_ids if do_conv else None,
             encoder_outputs=encoder_outputs if do_conv else None,
             compute_rec=do_rec,
+            cache=cache if do_conv else None,
             return_dict=True,
         )
         out = KGSFOutput(
             rec_logits=body.rec_logits, user_embedding=body.user_embedding,
             word_attention_weights=body.word_attention_weights, entity_attention_weights=body.entity_attention_weights,
             encoder_last_hidden_state=body.encoder_last_hidden_state, decoder_last_hidden_state=body.last_hidden_state,
+            cache=body.cache,
         )
         losses = []
         if do_rec and rec_labels is not None:
@@ -658,8 +694,13 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
             if out.mim_loss is not None:
                 losses.append(out.mim_loss if task == "mim" else self.config.mim_weight * out.mim_loss)
         if do_conv:
-            states = body.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else body.last_hidden_state
-            out.lm_logits = out.logits = self.output_logits(states, body.context)
+            if logits_at_labels_only:
+                keep = labels != IGNORE_INDEX  # (B, Lr)
+                out.lm_logits = out.logits = self.output_logits_at(body.last_hidden_state, body.context, keep)
+                labels = labels[keep]  # (N,)
+            else:
+                states = body.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else body.last_hidden_state
+                out.lm_logits = out.logits = self.output_logits(states, body.context)
             if labels is not None:
                 out.lm_loss = _cross_entropy(out.lm_logits.reshape(-1, out.lm_logits.shape[-1]), labels.reshape(-1))
                 losses.append(out.lm_loss)
@@ -686,6 +727,15 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         never = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
         never[[self.config.pad_token_id, self.config.decoder_start_token_id]] = True
         return logits.masked_fill_(never, torch.finfo(logits.dtype).min)
+
+    def output_logits_at(self, decoder_states, context: KGSFContextOutput, keep: torch.BoolTensor) -> torch.Tensor:
+        """:meth:`output_logits` at the positions ``keep (B, Lr)`` only: ``(N, V)``, row by row, each
+        position with its own row's context vectors (the same values as those positions of the full
+        logits)."""
+        rows = keep.nonzero()[:, 0]  # (N,) the batch row of each kept position
+        kept = KGSFContextOutput(word_vector=context.word_vector[rows] if context.word_vector is not None else None,
+                                 entity_vector=context.entity_vector[rows] if context.entity_vector is not None else None)
+        return self.output_logits(decoder_states[keep][:, None], kept)[:, 0]  # (N, 1, d) -> (N, V)
 
     def mim_loss(self, body: KGSFModelOutput, entity_ids, entity_mask, word_mask):
         """The MIM loss of the batch (None when the model has no word side or no pair exists)."""

@@ -52,7 +52,7 @@ def check_padding(sequences, eos=2, pad=0):
 def test_generation_config_defaults(model):
     config = model.generation_config
     assert (config.decoder_start_token_id, config.eos_token_id, config.pad_token_id) == (1, 2, 0)
-    assert config.max_new_tokens == model.config.max_response_length and config.use_cache is False
+    assert config.max_new_tokens == model.config.max_response_length and config.use_cache is True
     assert config.item_slots is True and config.no_repeat_ngram_size == KGSF_GENERATION_DEFAULTS["no_repeat_ngram_size"] > 0
     assert config.repetition_penalty == KGSF_GENERATION_DEFAULTS["repetition_penalty"] > 1.0
     assert PAPER_DECODING == {"item_slots": False, "no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "num_beams": 1, "do_sample": False}

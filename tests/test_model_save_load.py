@@ -75,7 +75,7 @@ def test_buffers_and_weights_survive_from_pretrained(saved):
     assert original_state.keys() == loaded_state.keys()
     for key in original_state:
         assert torch.equal(original_state[key], loaded_state[key]), key
-    assert loaded.generation_config.use_cache is False
+    assert loaded.generation_config.use_cache is True
 
 
 def test_fresh_process_trust_remote_code_identical_outputs(saved, tmp_path):

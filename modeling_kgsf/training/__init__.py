@@ -22,11 +22,12 @@ from .stages import (
     train_recommender,
     train_stage,
 )
-from .trainer import EpochShuffleSampler, LoopState, StageTrainer, TrainingArguments, freeze_unused_parameters, make_accelerator
+from .trainer import (EpochShuffleSampler, LengthGroupedSampler, LoopState, StageTrainer, TrainingArguments, freeze_unused_parameters,
+                      make_accelerator)
 
 __all__ = [
-    "ConversationArguments", "DataArguments", "EpochShuffleSampler", "EvaluationArguments", "KGSFData", "LoopState",
-    "ModelArguments", "StageTrainer", "TrainingArguments", "build_model", "config_summary", "decode_reply",
+    "ConversationArguments", "DataArguments", "EpochShuffleSampler", "EvaluationArguments", "KGSFData", "LengthGroupedSampler",
+    "LoopState", "ModelArguments", "StageTrainer", "TrainingArguments", "build_model", "config_summary", "decode_reply",
     "evaluate_conversation", "evaluate_model", "evaluate_recommendation", "freeze_unused_parameters", "make_accelerator",
     "make_save_model", "parse_arguments", "parse_overrides", "pretrain_mim", "train_conversation", "train_recommender",
     "train_stage", "write_model_card",

@@ -14,6 +14,7 @@ import json
 import random
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -182,8 +183,10 @@ def data_sizes(data: KGSFData) -> dict:
     }
 
 
-def build_model(data: KGSFData, model_args: ModelArguments):
-    """Start from ``init_from`` (previous stage) or build a new model over the data's graphs."""
+def build_model(data: KGSFData, model_args: ModelArguments, word_embeddings: bool = True):
+    """Start from ``init_from`` (previous stage) or build a new model over the data's graphs; a new
+    model's token embedding starts from word2vec vectors (``word_embeddings``; False: random, as for
+    speed measurements)."""
     overrides = parse_overrides(model_args.config_overrides)
     if model_args.init_from:
         model = KGSFForConversationalRecommendation.from_pretrained(model_args.init_from, **overrides)
@@ -227,7 +230,8 @@ def build_model(data: KGSFData, model_args: ModelArguments):
     model.set_vocab_masks(kg_word_vocab_mask=resources.kg_word_vocab_mask, item_token_vocab_mask=resources.item_token_vocab_mask,
                           item_token_ids=item_token_ids_from_vocab(data.tokenizer.get_vocab(), movies, resources.item_entity_ids,
                                                                    resources.item_token_vocab_mask))
-    model.load_word_embeddings(data.word_embeddings(config.d_model))
+    if word_embeddings:
+        model.load_word_embeddings(data.word_embeddings(config.d_model))
     return model
 
 
@@ -253,11 +257,12 @@ def resolve_preset(path: str) -> Path:
 
 
 def train_stage(stage: str, training_args: TrainingArguments, data: KGSFData, model, accelerator, train_rows, collator,
-                compute_loss, evaluate, score) -> dict:
-    """Run one stage with the shared loop; its best weights end as a model folder in ``<output_dir>/best``."""
+                compute_loss, evaluate, score, lengths=None) -> dict:
+    """Run one stage with the shared loop; its best weights end as a model folder in ``<output_dir>/best``.
+    ``lengths`` (per training row) group the batches with ``--group_by_length``."""
     trainer = StageTrainer(
         training_args, model, train_rows, collator, compute_loss=compute_loss, evaluate=evaluate, score=score,
-        save_model=make_save_model(data, stage, training_args), stage=stage, accelerator=accelerator,
+        save_model=make_save_model(data, stage, training_args), stage=stage, accelerator=accelerator, lengths=lengths,
     )
     summary = trainer.train()
     if accelerator.is_main_process:  # what the stage trained on, for tables and learning curves
@@ -365,11 +370,20 @@ class ConversationArguments:
     decoding: str = field(default="default", metadata={
         "help": "Decoding of the evaluation replies: 'default' (the model's generation_config) or 'paper' (PAPER_DECODING: "
                 "plain greedy, no item slots)."})
+    logits_at_labels_only: bool = field(default=True, metadata={
+        "help": "Compute the output layer (vocabulary + copy logits) only at the reply's tokens, not at padding: the same "
+                "loss, less work (forward(logits_at_labels_only=True)); evaluation always computes every position."})
 
 
-def conversation_loss(model, batch):
-    outputs = model(**{key: batch[key] for key in CONV_KEYS})
+def conversation_loss(model, batch, logits_at_labels_only: bool = False):
+    """The LM loss of a batch; ``logits_at_labels_only``: output logits at the labelled positions only (the same loss)."""
+    outputs = model(**{key: batch[key] for key in CONV_KEYS}, logits_at_labels_only=logits_at_labels_only)
     return outputs.loss, {}
+
+
+def context_lengths(rows) -> list[int]:
+    """Context tokens of each row: what the conversation stage groups batches by (``--group_by_length``)."""
+    return [len(tokens) for tokens in rows["context_tokens"]]
 
 
 def train_conversation(argv=None) -> dict:
@@ -407,8 +421,10 @@ def train_conversation(argv=None) -> dict:
                                      max_generation_batches=conv_args.generation_batches,
                                      decoding=conv_args.decoding, item_entities=item_entities)
 
-    return train_stage("conversation", training_args, data, model, accelerator, data.split("train", "conv", data_args.max_train_examples),
-                       data.collator("conv"), compute_loss=conversation_loss, evaluate=evaluate, score=score)
+    train_rows = data.split("train", "conv", data_args.max_train_examples)
+    return train_stage("conversation", training_args, data, model, accelerator, train_rows, data.collator("conv"),
+                       compute_loss=partial(conversation_loss, logits_at_labels_only=conv_args.logits_at_labels_only),
+                       evaluate=evaluate, score=score, lengths=context_lengths(train_rows))
 
 
 # ------------------------------------------------------------------------------------------------
