@@ -76,7 +76,7 @@ class TrainingArguments:
     bf16: bool = field(default=False, metadata={
         "help": "Compute the training losses under torch.autocast(bfloat16) (weights, gradients and Adam stay float32; "
                 "evaluation in float32). Measured on 2 CPU cores with AMX (benchmarks/bench_throughput.py): conversation "
-                "training ~1.2x faster, losses within 1% of float32 over 40 steps; slower on CPUs without bfloat16 units."})
+                "training ~1.2x faster, losses within 1 percent of float32 over 40 steps; slower on CPUs without bfloat16 units."})
     group_by_length: bool = field(default=True, metadata={
         "help": "Batches of examples of similar length (as transformers.TrainingArguments.group_by_length): less padding, "
                 "the same examples every epoch, still a seeded random order. Used by the stages that give lengths (the "
