@@ -82,7 +82,7 @@ STRONG_FILM_CUES = frozenset(
 )
 FILM_CUES = STRONG_FILM_CUES | frozenset(
     "like liked likes love loved loves enjoy enjoyed enjoys adore adored favorite favourite "
-    "including especially except than as hate hated dislike disliked about".split()
+    "including especially except than as hate hated dislike disliked".split()
 )
 # One of these may stand between a cue and the title.
 _FILLERS = frozenset({"the", "a", "an", "also", "you", "too", "just", "again"})
@@ -299,25 +299,27 @@ class EntityLinker:
         return length > 1 or not sentence_start
 
     @staticmethod
-    def film_context(lowered: list[str], position: int, length: int, title_ends: set[int], strong: bool = False) -> bool:
+    def film_context(lowered: list[str], position: int, length: int, title_ends: set[int], strong: bool = False,
+                     after: bool = True) -> bool:
         """Does the context say that ``lowered[position:position + length]`` is a film? A cue word
-        right before it, or before one filler word ("watch the X", :data:`_FILLERS`) (``strong``: only :data:`STRONG_FILM_CUES`), quotes around it, a year after
-        it, "movie"/"film" or a judgement after it ("was great", :data:`_FILM_JUDGEMENTS`), nothing
-        else in the message, or a list connector right after another title (``title_ends``: end
+        right before it, or a strong cue before one filler word ("watch the X", :data:`_FILLERS`) (``strong``: only :data:`STRONG_FILM_CUES`), quotes around it, a year after
+        it, with ``after`` a judgement after it ("was great", :data:`_FILM_JUDGEMENTS`; the callers allow it
+        only for capitalised titles not made of stopwords: "It was great" is no film), or a list connector right after another title (``title_ends``: end
         positions of the titles already linked in the utterance)."""
         before = lowered[position - 1] if position > 0 else ""
-        after = lowered[position + length] if position + length < len(lowered) else ""
+        following = lowered[position + length] if position + length < len(lowered) else ""
         cues = STRONG_FILM_CUES if strong else FILM_CUES
-        if before in cues or (before in _FILLERS and position > 1 and lowered[position - 2] in cues):
-            return True  # "watched Up", "watch the Avengers", "recommend you Click"
-        if before in _OPENING_QUOTES and after in _CLOSING_QUOTES:
+        if before in cues or (before in _FILLERS and position > 1 and lowered[position - 2] in STRONG_FILM_CUES):
+            return True  # "watched Up", "watch the Avengers", "recommend you Click" (not "like a good time")
+        if not strong and before == "about" and position > 1 and lowered[position - 2] in ("how", "what"):
+            return True  # "how about die hard" (not "a film about the president")
+        if before in _OPENING_QUOTES and following in _CLOSING_QUOTES:
             return True
-        if _YEAR.match(after) or (after == "(" and position + length + 1 < len(lowered) and _YEAR.match(lowered[position + length + 1])):
+        if _YEAR.match(following) or (following == "(" and position + length + 1 < len(lowered)
+                                      and _YEAR.match(lowered[position + length + 1])):
             return True
-        if after in ("movie", "film") or (after in _COPULAS and any(w in _FILM_JUDGEMENTS for w in lowered[position + length + 1 : position + length + 4])):
-            return True  # "Creed movie", "Spotlight was awesome", "The Others is pretty creepy"
-        if not any(token.isalnum() for token in lowered[:position] + lowered[position + length :]):
-            return True  # the whole message is the title ("Halloween", "and It ?" is not: "and" is a word)
+        if after and following in _COPULAS and any(w in _FILM_JUDGEMENTS for w in lowered[position + length + 1 : position + length + 4]):
+            return True  # "Spotlight was awesome", "The Others is pretty creepy"
         back = position
         while back > 0 and lowered[back - 1] in _LIST_CONNECTORS:
             back -= 1
@@ -329,10 +331,12 @@ class EntityLinker:
         if key in self.context_only or key in self.derived:
             if not self.chat_rules:
                 return False
-            if key in self.context_only:  # stopword titles: capitals and a film context
-                return tokens[position][:1].isupper() and self.film_context(lowered, position, length, title_ends)
+            if key in self.context_only:  # stopword titles: capitals and a film context before them ("It was great" is no film)
+                return tokens[position][:1].isupper() and self.film_context(lowered, position, length, title_ends, after=False)
         if key in self.capitalised_only and not self._capitalised_mention(tokens, position, length):
-            return self.chat_rules and kind == "title" and self.film_context(lowered, position, length, title_ends, strong=length == 1)
+            # a judgement after it counts only for a capitalised title at a sentence start ("Creed was great", not "the bunny was great")
+            return self.chat_rules and kind == "title" and self.film_context(lowered, position, length, title_ends, strong=length == 1,
+                                                                             after=tokens[position][:1].isupper())
         return True
 
     # ------------------------------------------------------------------ misspellings

@@ -162,13 +162,16 @@ def test_rejected_concept_words_without_an_entity():
                              Tokenizer(), linker, concept_id=concept_id)[0] == {E["Pulp_Fiction"]}
 
 
-def test_film_contexts_year_judgement_filler_and_whole_message():
+def test_film_contexts_year_judgement_and_filler():
     linker = make_linker()
     assert linked(linker, "i liked get out (2017) a lot") == [("get out ( 2017 )", "Get_Out")]  # a title with its year
     assert linked(linker, "how about die hard") == [("die hard", "Die_Hard")]
+    assert linked(linker, "a documentary about die hard fans") == []  # "about" alone is no cue
     assert linked(linker, "Cats was boring") == [("Cats", "Cats_(2019_film)")]  # sentence start + a judgement after it
-    assert linked(linker, "Cats") == [("Cats", "Cats_(2019_film)")]  # the whole message
+    assert linked(linker, "the cats was boring") == []  # ... only for a capitalised title
+    assert linked(linker, "It was great") == []  # never for a title made of stopwords
     assert linked(linker, "i recommend you cats") == [("cats", "Cats_(2019_film)")]  # one filler after a strong cue
+    assert linked(linker, "i like a cats") == []  # not after a weak cue
     assert linked(linker, "cats are cute") == [] and linked(linker, "Cats are cute") == []
     plain = make_linker(chat_rules=False)
     assert linked(plain, "i liked get out (2017) a lot") == [] and linked(plain, "how about die hard") == []
