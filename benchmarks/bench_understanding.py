@@ -108,13 +108,21 @@ PERTURBATIONS = {
 
 def perturbed_linking(linker: EntityLinker, tokenizer, conversations: list[dict], entities, max_messages: int) -> dict:
     """Test messages with each ``@movieId`` written as its title (perturbed): recall = titles whose
-    movie is linked; precision = linked title/entity mentions that are one of the message's movies."""
+    movie is linked; precision = linked title/entity mentions that are one of the message's movies;
+    ``recall_same_title``: a film with the same title (without year) counts too (without its year
+    "It" may be the 1990 or the 2017 film: only the year tells them apart)."""
     messages = [m["text"] for c in conversations for m in c["messages"] if _MOVIE.search(m.get("text") or "")][:max_messages]
     titles = entities.movie_id_to_title
+    # a title without its year names several films ("It", 1990 and 2017): the year alone tells them apart
+    titles_of_entity: dict[int, set[str]] = {}
+    for movie_id, title in titles.items():
+        entity = linker.movie_entity(movie_id)
+        if entity is not None:
+            titles_of_entity.setdefault(entity, set()).add(_YEAR_SUFFIX.sub("", " ".join(title.split())).lower())
     result = {}
     for name, perturb in PERTURBATIONS.items():
         rng = random.Random(0)
-        tp = predicted = gold_count = 0
+        tp = predicted = gold_count = same_title = 0
         for text in messages:
             gold = set()
 
@@ -132,7 +140,9 @@ def perturbed_linking(linker: EntityLinker, tokenizer, conversations: list[dict]
             tp += len(linked & gold)
             predicted += len(linked)
             gold_count += len(gold)
-        result[name] = _prf(tp, predicted, gold_count)
+            linked_titles = set().union(*(titles_of_entity.get(entity, set()) for entity in linked)) if linked else set()
+            same_title += sum(1 for entity in gold if entity in linked or titles_of_entity.get(entity, set()) & linked_titles)
+        result[name] = {**_prf(tp, predicted, gold_count), "recall_same_title": round(same_title / max(1, gold_count), 4)}
     return {"messages": len(messages), **result}
 
 
