@@ -180,10 +180,13 @@ def test_length_grouped_sampler_is_a_seeded_permutation_of_sorted_megabatches():
         shuffle = EpochShuffleSampler(len(lengths), seed=3)
         shuffle.set_epoch(epoch)
         permutation = list(shuffle)
-        for start in range(0, len(order), megabatch):  # each megabatch: the permutation's slice, longest first
-            chunk = order[start: start + megabatch]
-            assert sorted(chunk) == sorted(permutation[start: start + megabatch])
-            assert [lengths[i] for i in chunk] == sorted((lengths[i] for i in chunk), reverse=True)
+        # the batches: those of the permutation's megabatches sorted by length, in a shuffled order
+        expected = []
+        for start in range(0, len(order), megabatch):
+            chunk = sorted(permutation[start: start + megabatch], key=lambda i: -lengths[i])
+            expected += [tuple(chunk[b: b + batch_size]) for b in range(0, len(chunk), batch_size)]
+        got = [tuple(order[b: b + batch_size]) for b in range(0, len(order), batch_size)]
+        assert sorted(got) == sorted(expected) and got != expected  # whole batches, not visited longest to shortest
         epochs.append((order, permutation))
     assert epochs[0][0] != epochs[1][0]
     assert list(LengthGroupedSampler(lengths, batch_size, seed=4, megabatch_batches=5)) != epochs[0][0]
@@ -219,9 +222,9 @@ def test_the_trainer_groups_batches_when_given_lengths(tmp_path):
                             compute_loss=None, evaluate=None, score=None, save_model=None, stage="toy",
                             accelerator=Accelerator(cpu=True), lengths=lengths)
 
-    assert isinstance(make(list(range(20))).sampler, LengthGroupedSampler)  # group_by_length: the default
-    assert type(make(None).sampler) is EpochShuffleSampler
-    assert type(make(list(range(20)), group_by_length=False).sampler) is EpochShuffleSampler
+    assert type(make(list(range(20))).sampler) is EpochShuffleSampler  # off by default (it costs perplexity)
+    assert isinstance(make(list(range(20)), group_by_length=True).sampler, LengthGroupedSampler)
+    assert type(make(None, group_by_length=True).sampler) is EpochShuffleSampler  # no lengths: plain shuffle
 
 
 # --------------------------------------------------------------------------- bf16 (TrainingArguments.bf16)

@@ -77,10 +77,12 @@ class TrainingArguments:
         "help": "Compute the training losses under torch.autocast(bfloat16) (weights, gradients and Adam stay float32; "
                 "evaluation in float32). Measured on 2 CPU cores with AMX (benchmarks/bench_throughput.py): conversation "
                 "training ~1.2x faster, losses within 1 percent of float32 over 40 steps; slower on CPUs without bfloat16 units."})
-    group_by_length: bool = field(default=True, metadata={
-        "help": "Batches of examples of similar length (as transformers.TrainingArguments.group_by_length): less padding, "
-                "the same examples every epoch, still a seeded random order. Used by the stages that give lengths (the "
-                "conversation stage: context tokens); the others shuffle as without it."})
+    group_by_length: bool = field(default=False, metadata={
+        "help": "Batches of examples of similar length (as transformers.TrainingArguments.group_by_length): less padding "
+                "(the conversation stage: 1.2x faster on 2 CPU cores), the same examples every epoch, a seeded random "
+                "batch order. Off by default: in ReDial a context's length is its turn's position, and batches of "
+                "similar turns raised the validation perplexity after one epoch by a quarter (docs/RESULTS.md). Used by "
+                "the stages that give lengths (the conversation stage); the others shuffle as without it."})
     deterministic_algorithms: bool = field(default=True, metadata={
         "help": "torch.use_deterministic_algorithms(True, warn_only=True) for the stage: without it, float sums of the "
                 "graph/attention kernels may differ in the last bit from run to run on a CPU (measured), so the same seed "
@@ -148,22 +150,31 @@ MEGABATCH_BATCHES = 50  # batches per length-sorted megabatch (transformers' Len
 
 class LengthGroupedSampler(EpochShuffleSampler):
     """:class:`EpochShuffleSampler`'s permutation of epoch ``e``, cut into megabatches of
-    ``megabatch_batches * batch_size`` examples, each sorted by ``lengths`` (longest first; ties keep
-    the permutation's order), as transformers' ``LengthGroupedSampler``. The DataLoader cuts batches of
-    ``batch_size`` from it (and Accelerate deals them out to the processes), so each batch holds
-    examples of similar length; which examples share a megabatch changes every epoch."""
+    ``megabatch_batches * batch_size`` examples, each sorted by ``lengths`` and cut into batches of
+    ``batch_size``; then the batches of the whole epoch are shuffled (seeded by ``seed + e``), whole,
+    so the DataLoader still cuts exactly these batches (the last, short one stays last). Each batch
+    holds examples of similar length; which examples share a megabatch, and the batch order, change
+    every epoch. Unlike transformers' ``LengthGroupedSampler`` the batches are not visited longest to
+    shortest within a megabatch: in ReDial the context length is the turn's position, and sweeping
+    from late to early turns for 50 batches in a row tripled the validation perplexity after one epoch
+    (docs/RESULTS.md)."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, megabatch_batches: int = MEGABATCH_BATCHES):
         super().__init__(len(lengths), seed)
         self.lengths = [int(length) for length in lengths]
+        self.batch_size = batch_size
         self.megabatch_size = megabatch_batches * batch_size
 
     def __iter__(self) -> Iterator[int]:
         order = list(super().__iter__())
-        grouped = []
+        batches = []
         for start in range(0, len(order), self.megabatch_size):
-            grouped += sorted(order[start: start + self.megabatch_size], key=lambda index: -self.lengths[index])
-        return iter(grouped)
+            grouped = sorted(order[start: start + self.megabatch_size], key=lambda index: -self.lengths[index])
+            batches += [grouped[first: first + self.batch_size] for first in range(0, len(grouped), self.batch_size)]
+        last = batches.pop() if batches and len(batches[-1]) < self.batch_size else None
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        batches = [batches[index] for index in torch.randperm(len(batches), generator=generator).tolist()]
+        return iter([index for batch in batches + ([last] if last else []) for index in batch])
 
 
 @dataclass
