@@ -25,7 +25,7 @@ install_requires = [
 ]
 
 extras_require = {
-    "test": ["pytest>=8"],
+    "test": ["pytest>=8", "matplotlib>=3.7"],  # the figure scripts (examples/plot_curves.py, learning_curve.py) are tested
     "train": ["matplotlib>=3.7", "pandas>=2.0"],
 }
 extras_require["all"] = sorted({dep for deps in extras_require.values() for dep in deps})
