@@ -163,12 +163,13 @@ SUBSET_SEED = 0  # fixed: the subsets of a learning curve are nested whatever th
 def subset_conversations(rows, count: int):
     """The rows of ``count`` training conversations drawn at random (``SUBSET_SEED``); the first ``n``
     conversations of the draw are the same for every ``count >= n``, so subsets nest."""
-    conversation_ids = sorted(set(rows["conversation_id"]), key=str)
+    row_conversations = rows["conversation_id"]  # one column read
+    conversation_ids = sorted(set(row_conversations), key=str)
     if count >= len(conversation_ids):
         return rows
     random.Random(SUBSET_SEED).shuffle(conversation_ids)
     kept = set(conversation_ids[:count])
-    return rows.select([index for index, conversation in enumerate(rows["conversation_id"]) if conversation in kept])
+    return rows.select([index for index, conversation in enumerate(row_conversations) if conversation in kept])
 
 
 def data_sizes(data: KGSFData) -> dict:
