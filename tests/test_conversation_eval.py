@@ -209,3 +209,27 @@ def test_real_model_under_both_decodings_and_protocols():
         assert results["generated_replies"] == 3
         assert results["mean_reply_length"] <= results["reference_protocol"]["mean_reply_length"] <= 20
         assert {"rec_in_reply", "loop_rate", "distinct-4_per_sentence"} <= set(results["reference_protocol"])
+
+
+def test_generate_kwargs_option():
+    """--generate_kwargs is a JSON object; sampling through it is reproducible under the same seed and
+    differs from greedy decoding on the tiny model."""
+    assert stages.parse_generate_kwargs(None) == {} and stages.parse_generate_kwargs("") == {}
+    assert stages.parse_generate_kwargs('{"do_sample": true, "top_p": 0.9}') == {"do_sample": True, "top_p": 0.9}
+    with pytest.raises(ValueError, match="JSON object"):
+        stages.parse_generate_kwargs("do_sample=true")
+    with pytest.raises(ValueError, match="JSON object"):
+        stages.parse_generate_kwargs("[1, 2]")
+    from accelerate.utils import set_seed
+    from kgsf_tiny import tiny_batch, tiny_model
+
+    model = tiny_model().eval()
+    batch = tiny_batch(batch_size=4)
+    inputs = {key: batch[key] for key in ("input_ids", "attention_mask")}
+    sampled = []
+    for _ in range(2):
+        set_seed(7)
+        sampled.append(model.generate(**inputs, max_new_tokens=8, do_sample=True, top_p=0.9, temperature=2.0).tolist())
+    assert sampled[0] == sampled[1]
+    greedy = model.generate(**inputs, max_new_tokens=8).tolist()
+    assert greedy != sampled[0]

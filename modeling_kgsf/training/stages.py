@@ -448,6 +448,10 @@ class EvaluationArguments:
     max_new_tokens: int | None = field(default=None, metadata={
         "help": "Longest generated reply with --protocol ours (default 30, the reference replies' cut); the reference "
                 "protocol always decodes 20 steps."})
+    generate_kwargs: str | None = field(default=None, metadata={
+        "help": "A JSON object of further generate() arguments over the decoding's, e.g. "
+                "'{\"do_sample\": true, \"top_p\": 0.9}' (recorded in the output under generation.generate_kwargs)."})
+    seed: int = field(default=42, metadata={"help": "Seed set before generating (for sampling decodings)."})
     skip_conversation: bool = field(default=False, metadata={"help": "Only evaluate recommendation (e.g. after stage 2)."})
     show_samples: int = field(default=3, metadata={"help": "Sample dialogues printed."})
     output: str | None = field(default=None, metadata={"help": "Write the metrics to this JSON file."})
@@ -479,6 +483,19 @@ def comparison_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_generate_kwargs(text: str | None) -> dict:
+    """``--generate_kwargs``: a JSON object (``None`` or empty: ``{}``)."""
+    if not text:
+        return {}
+    try:
+        kwargs = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"--generate_kwargs must be a JSON object, e.g. '{{\"do_sample\": true}}': {error}") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--generate_kwargs must be a JSON object, got {type(kwargs).__name__}")
+    return kwargs
+
+
 def evaluate_model(argv=None) -> dict:
     """Evaluate a trained folder on a split: recommendation (all / cold start / dedup) and
     conversation (perplexity; generation metrics of the model's replies and, as the ceiling, of the
@@ -489,6 +506,7 @@ def evaluate_model(argv=None) -> dict:
         raise ValueError(f"--decoding must be one of {DECODINGS}, got {eval_args.decoding!r}")
     if eval_args.protocol not in PROTOCOLS:
         raise ValueError(f"--protocol must be one of {PROTOCOLS}, got {eval_args.protocol!r}")
+    extra_kwargs = parse_generate_kwargs(eval_args.generate_kwargs)
     accelerator = make_accelerator()
     torch.use_deterministic_algorithms(True, warn_only=True)  # the same metrics on every run (see TrainingArguments)
     with accelerator.main_process_first():
@@ -506,13 +524,15 @@ def evaluate_model(argv=None) -> dict:
         batches = None if eval_args.generation_examples < 0 else -(-eval_args.generation_examples // eval_args.batch_size)
         item_entities = item_entities_of_tokens(data.tokenizer, data.resources.item_token_vocab_mask,
                                                 data.resources.entities.movie_id_to_entity)
+        set_seed(eval_args.seed)
         conversation = evaluate_conversation(model, loader, accelerator, data.tokenizer, max_generation_batches=batches,
                                              samples=samples, decoding=eval_args.decoding, protocol=eval_args.protocol,
-                                             max_new_tokens=eval_args.max_new_tokens, item_entities=item_entities, human=True)
+                                             max_new_tokens=eval_args.max_new_tokens, item_entities=item_entities, human=True,
+                                             generation_kwargs=extra_kwargs)
         results["generation"] = {
             "decoding": eval_args.decoding, "protocol": eval_args.protocol, "turns": len(rows),
-            "generate_kwargs": generation_settings(accelerator.unwrap_model(model), eval_args.decoding, eval_args.protocol,
-                                                   eval_args.max_new_tokens),
+            "generate_kwargs": {**generation_settings(accelerator.unwrap_model(model), eval_args.decoding, eval_args.protocol,
+                                                      eval_args.max_new_tokens), **extra_kwargs},
         }
         if "human" in conversation:
             results["human_replies"] = conversation.pop("human")
