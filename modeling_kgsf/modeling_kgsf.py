@@ -174,6 +174,8 @@ class KGSFPreTrainedModel(PreTrainedModel):
         if generation_config is not None and self.can_generate():
             if not hasattr(generation_config, "item_slots"):
                 apply_generation_defaults(generation_config)
+            elif not hasattr(generation_config, "max_item_slots"):  # saved before the cap existed
+                generation_config.max_item_slots = KGSF_GENERATION_DEFAULTS["max_item_slots"]
             generation_config.use_cache = True
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -621,7 +623,8 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         processors = super()._get_logits_processor(generation_config, *args, **kwargs)
         if getattr(generation_config, "item_slots", False) and not any(isinstance(p, ItemSlotLogitsProcessor) for p in processors):
             model_kwargs = kwargs.get("model_kwargs") or {}
-            processors.insert(0, build_item_slot_processor(self, model_kwargs, kwargs.get("encoder_input_ids")))
+            processors.insert(0, build_item_slot_processor(self, model_kwargs, kwargs.get("encoder_input_ids"),
+                                                           getattr(generation_config, "max_item_slots", None)))
         return processors
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")

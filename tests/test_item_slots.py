@@ -51,9 +51,10 @@ def unseen_ranking(model, inputs) -> list[list[int]]:
     return [[i for i in row.argsort(descending=True).tolist() if not seen[i]] for row, seen in zip(rec, mentioned)]
 
 
-def slot_greedy_by_hand(model, inputs, steps):
+def slot_greedy_by_hand(model, inputs, steps, max_item_slots=3):
     """Greedy decoding with the slot rule written out: item tokens' summed probability on the best
-    unseen item's token, the other item tokens impossible; the argmax; eos then pad."""
+    unseen item's token, the other item tokens impossible (all of them once ``max_item_slots``
+    items are named); the argmax; eos then pad."""
     ranking = unseen_ranking(model, inputs)
     sequences = torch.full((inputs["input_ids"].shape[0], 1), 1)
     done = torch.zeros(sequences.shape[0], dtype=torch.bool)
@@ -65,7 +66,7 @@ def slot_greedy_by_hand(model, inputs, steps):
                 mass = torch.logsumexp(logits[row, ITEM_TOKENS], 0)
                 logits[row, ITEM_TOKENS] = float("-inf")
                 free = [i for i in ranking[row] if i not in named]
-                if free:
+                if free and (max_item_slots is None or len(named) < max_item_slots):
                     logits[row, 40 + free[0]] = mass
             token = logits.argmax(-1).masked_fill(done, 0)
             sequences = torch.cat([sequences, token[:, None]], 1)
@@ -105,6 +106,22 @@ def test_processor_puts_the_summed_item_mass_on_the_best_unseen_item():
     assert torch.allclose(out[1, 6].exp(), torch.softmax(scores, -1)[0, 5:9].sum())
 
 
+def test_processor_closes_the_slot_after_max_item_slots_items():
+    mask = torch.zeros(10, dtype=torch.bool)
+    mask[[5, 6, 7, 8]] = True
+    item_scores = torch.tensor([[4.0, 3.0, 2.0, 1.0]])
+    scores = torch.randn(1, 10)
+    capped = ItemSlotLogitsProcessor(mask, torch.tensor([5, 6, 7, 8]), item_scores, max_item_slots=2)
+    out = capped(torch.tensor([[1, 5]]), scores.clone())  # one item named: the slot is still open
+    assert torch.allclose(out[0, 6], torch.logsumexp(scores[0, 5:9], -1))
+    out = capped(torch.tensor([[1, 5, 3, 6]]), scores.clone())  # two named: closed
+    assert torch.isinf(out[0, 5:9]).all() and torch.equal(out[0, :5], scores[0, :5]) and torch.equal(out[0, 9:], scores[0, 9:])
+    assert torch.isinf(ItemSlotLogitsProcessor(mask, torch.tensor([5, 6, 7, 8]), item_scores, max_item_slots=0)(
+        torch.tensor([[1]]), scores.clone())[0, 5:9]).all()
+    with pytest.raises(ValueError, match="max_item_slots"):
+        ItemSlotLogitsProcessor(mask, max_item_slots=-1)
+
+
 def test_item_token_map_from_a_vocabulary():
     vocab = {"__pad__": 0, "@10": 5, "@11": 6, "@12": 7, "@13": 8}
     movies = {"10": [100, "A", 3], "11": [101, "B", 9], "12": [101, "B again", 1], "13": [555, "not an item", 1], "14": [102, "no token", 1]}
@@ -140,6 +157,20 @@ def test_every_mode_names_the_best_unseen_items_in_order_never_twice(mode):
     assert named > 0
     paper = model.generate(**inputs, max_new_tokens=10, **{**PAPER_DECODING, **mode})
     assert not torch.equal(paper, sequences)  # the paper's copy-only decoding is another distribution
+
+
+def test_max_item_slots_caps_the_items_of_a_reply():
+    """Without the cap this model chains items; with it no reply names more than the cap, in every mode."""
+    model = slot_model()
+    inputs = context(tiny_batch(seed=12))
+    uncapped = model.generate(**inputs, max_new_tokens=16, max_item_slots=None, **NO_REPETITION_CONTROL)
+    most = max(len(items_of(row)) for row in uncapped)
+    assert most >= 2, "the model names at most one item anyway: the cap would not be tested"
+    assert model.generation_config.max_item_slots == 3
+    for mode in ({}, {"num_beams": 3}, {"do_sample": True}):
+        torch.manual_seed(0)
+        capped = model.generate(**inputs, max_new_tokens=16, max_item_slots=most - 1, **NO_REPETITION_CONTROL, **mode)
+        assert max(len(items_of(row)) for row in capped) <= most - 1, mode
 
 
 def test_beam_scores_are_log_probs_of_the_slot_distribution():
@@ -214,6 +245,7 @@ def test_generation_config_and_item_tokens_survive_save_and_load(tmp_path):
     loaded = KGSFForConversationalRecommendation.from_pretrained(tmp_path / "new").eval()
     config = loaded.generation_config
     assert (config.item_slots, config.no_repeat_ngram_size, config.repetition_penalty, config.use_cache) == (True, 4, 1.2, True)
+    assert config.max_item_slots == 3
     assert torch.equal(loaded.kgsf.item_token_ids, ITEM_TOKENS)
     inputs = context(tiny_batch(seed=11))
     assert torch.equal(loaded.generate(**inputs, max_new_tokens=8), model.generate(**inputs, max_new_tokens=8))
@@ -237,6 +269,12 @@ def test_older_folders_get_the_item_tokens_and_the_generation_defaults(tmp_path)
     loaded = KGSFForConversationalRecommendation.from_pretrained(old)
     assert (loaded.kgsf.item_token_ids == -1).all() and not loaded.kgsf.item_tokens_known()
     assert loaded.generation_config.item_slots is True and loaded.generation_config.no_repeat_ngram_size == 3
+    assert loaded.generation_config.max_item_slots == 3
+    # saved with item slots but before the cap existed: the cap is added, the folder's other choices kept
+    del generation["max_item_slots"]
+    (old / "generation_config.json").write_text(json.dumps({**generation, "item_slots": True, "no_repeat_ngram_size": 0}))
+    loaded = KGSFForConversationalRecommendation.from_pretrained(old)
+    assert (loaded.generation_config.max_item_slots, loaded.generation_config.no_repeat_ngram_size) == (3, 0)
     # with the tokenizer's vocab.json and kg_resources.json beside the weights, the map is rebuilt
     entities = model.kgsf.item_entity_ids.tolist()
     (old / "vocab.json").write_text(json.dumps({f"@m{i}": 40 + i for i in range(N_ITEM)}))

@@ -62,8 +62,11 @@ def test_item_ratio():
     assert result["item_ratio"] == pytest.approx(2 / 4)
     assert result["items_per_reply"] == pytest.approx(3 / 4)
     assert result["distinct_items"] == 2
+    assert result["long_list_rate"] == 0.0
     restricted = ratio.compute(predictions=replies, item_tokens=["@123"])
     assert restricted["item_ratio"] == pytest.approx(1 / 4)
+    chained = ratio.compute(predictions=[["@1", "@2", "@3", "@4"], ["@1", "@2", "@3"], ["hi"]])
+    assert chained["long_list_rate"] == pytest.approx(1 / 3)  # more than 3 items
 
 
 def test_bleu_identical_and_disjoint():

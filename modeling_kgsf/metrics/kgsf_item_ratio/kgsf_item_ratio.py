@@ -7,6 +7,8 @@ not counted, e.g. ``@123`` for a movie outside the candidate set).
 * ``item_ratio``: share of replies with at least one item token (the paper's "item ratio").
 * ``items_per_reply``: item tokens per reply (counting repeats).
 * ``distinct_items``: number of distinct items mentioned over all replies.
+* ``long_list_rate``: share of replies naming more than ``LONG_LIST`` (3) items (0.9% of the human
+  replies of the ReDial test split; a model that chains films one after another shows here).
 
 With ``target_items`` (per reply, the item tokens of the turn's target items: in ReDial the
 movies the human recommender mentions in that turn), also:
@@ -23,6 +25,7 @@ import datasets
 import evaluate
 
 _ITEM_TOKEN = re.compile(r"^@\d+$")
+LONG_LIST = 3
 
 _KWARGS_DESCRIPTION = """
 Args:
@@ -30,12 +33,12 @@ Args:
     item_tokens (list of str, optional): the tokens that count as items; default: any ``@<digits>``.
     target_items (list of list of str, optional): per reply, the item tokens of the turn's targets.
 Returns:
-    dict with ``item_ratio``, ``items_per_reply`` and ``distinct_items``; with ``target_items`` also
+    dict with ``item_ratio``, ``items_per_reply``, ``distinct_items`` and ``long_list_rate``; with ``target_items`` also
     ``rec_in_reply``, ``rec_in_reply_any`` and ``item_replies``.
 Example:
     >>> ratio = evaluate.load("metrics/kgsf_item_ratio")
     >>> ratio.compute(predictions=["try @123 !", "hi there"])
-    {'item_ratio': 0.5, 'items_per_reply': 0.5, 'distinct_items': 1}
+    {'item_ratio': 0.5, 'items_per_reply': 0.5, 'distinct_items': 1, 'long_list_rate': 0.0}
     >>> ratio.compute(predictions=["try @1 or @2", "see @3"], target_items=[["@2"], []])["rec_in_reply_any"]
     0.5
 """
@@ -62,12 +65,13 @@ class KgsfItemRatio(evaluate.Metric):
         replies = [reply.split() if isinstance(reply, str) else list(reply) for reply in predictions]
         if target_items is not None and len(target_items) != len(replies):
             raise ValueError(f"target_items has {len(target_items)} entries for {len(replies)} replies")
-        with_item, mentions, distinct = 0, 0, set()
+        with_item, mentions, distinct, long_lists = 0, 0, set(), 0
         first_hits, any_hits = 0, 0
         for index, tokens in enumerate(replies):
             items = [token for token in tokens if is_item(token)]
             with_item += bool(items)
             mentions += len(items)
+            long_lists += len(items) > LONG_LIST
             distinct.update(items)
             if items and target_items is not None:
                 targets = set(target_items[index])
@@ -78,6 +82,7 @@ class KgsfItemRatio(evaluate.Metric):
             "item_ratio": with_item / count if count else 0.0,
             "items_per_reply": mentions / count if count else 0.0,
             "distinct_items": len(distinct),
+            "long_list_rate": long_lists / count if count else 0.0,
         }
         if target_items is not None:
             results["rec_in_reply"] = first_hits / with_item if with_item else None
