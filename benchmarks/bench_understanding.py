@@ -113,7 +113,6 @@ def perturbed_linking(linker: EntityLinker, tokenizer, conversations: list[dict]
     "It" may be the 1990 or the 2017 film: only the year tells them apart)."""
     messages = [m["text"] for c in conversations for m in c["messages"] if _MOVIE.search(m.get("text") or "")][:max_messages]
     titles = entities.movie_id_to_title
-    # a title without its year names several films ("It", 1990 and 2017): the year alone tells them apart
     titles_of_entity: dict[int, set[str]] = {}
     for movie_id, title in titles.items():
         entity = linker.movie_entity(movie_id)

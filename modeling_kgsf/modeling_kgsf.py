@@ -174,8 +174,9 @@ class KGSFPreTrainedModel(PreTrainedModel):
         if generation_config is not None and self.can_generate():
             if not hasattr(generation_config, "item_slots"):
                 apply_generation_defaults(generation_config)
-            elif not hasattr(generation_config, "max_item_slots"):  # saved before the cap existed
-                generation_config.max_item_slots = KGSF_GENERATION_DEFAULTS["max_item_slots"]
+            for key, value in KGSF_GENERATION_DEFAULTS.items():  # our own keys added since the folder was saved
+                if not hasattr(generation_config, key):  # (max_item_slots); the library's keys always exist
+                    setattr(generation_config, key, value)
             generation_config.use_cache = True
 
     def save_pretrained(self, save_directory, *args, **kwargs):

@@ -40,11 +40,8 @@ def test_preset_parses_into_stage_arguments(preset):
     for name, arguments in STAGE_ARGUMENTS.items():
         if name not in settings:
             continue
-        options = {**settings["data"], **settings[name], "output_dir": "unused"}
-        if name == "evaluation":
-            options = {key: value for key, value in options.items() if key != "output_dir"} | {"model": "unused"}
-        else:
-            options |= model
+        extra = {"model": "unused"} if name == "evaluation" else {**model, "output_dir": "unused"}
+        options = {**settings["data"], **settings[name], **extra}
         parsed = stages.parse_arguments(*arguments, argv=as_flags(options))
         values = {key: value for part in parsed for key, value in vars(part).items()}
         for key, value in settings[name].items():
