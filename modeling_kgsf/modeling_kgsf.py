@@ -157,8 +157,24 @@ class KGSFPreTrainedModel(PreTrainedModel):
                 "where the weights came from (the load report above lists each tensor), or pass ignore_mismatched_sizes=True "
                 "to re-initialise the mismatched tensors on purpose"
             ) from None
+        model._own_loaded_tensors()
         model._upgrade_old_folder(pretrained_model_name_or_path)
         return model
+
+    @torch.no_grad()
+    def _own_loaded_tensors(self) -> None:
+        """Copy CPU weights out of the memory-mapped ``model.safetensors`` into memory the model owns.
+
+        transformers leaves CPU tensors as views into the mapped file, at offsets set by the file's
+        header, so they are not 64-byte aligned. MKL's matrix products pick their summation order by
+        alignment, and a reloaded model then gave logits that differ from the saved one's in the last
+        bits (1.3e-6 on AVX-512 machines). Owned, allocator-aligned copies compute what the saved model
+        computed, and a folder that is overwritten later (a stage saving ``best/`` again) no longer
+        changes, or crashes, a model loaded from it. Tied parameters stay tied (``.data`` is replaced
+        on the one shared ``Parameter``)."""
+        for tensor in (*self.parameters(), *self.buffers()):
+            if tensor.device.type == "cpu":
+                tensor.data = tensor.data.clone()
 
     def _upgrade_old_folder(self, folder) -> None:
         """Folders saved before item slots: the item -> token map from the folder's ``vocab.json`` and

@@ -90,6 +90,21 @@ def test_resize_token_embeddings_keeps_copy_head_and_masks_in_step(tmp_path, ove
     assert model.copy_head.vocab_projection.out_features == model.kgsf.kg_word_vocab_mask.numel() == VOCAB - 4
 
 
+def test_loaded_weights_are_owned_aligned_copies(tmp_path):
+    """Weights left as views into the mapped safetensors file sit at unaligned offsets, and MKL then sums
+    in another order than for the saved model (logits off by ~1e-6 on AVX-512); the file is also free to
+    change or vanish after loading."""
+    model = tiny_model(seed=2).eval()
+    model.save_pretrained(tmp_path / "model")
+    reloaded = KGSFForConversationalRecommendation.from_pretrained(tmp_path / "model").eval()
+    tensors = (*reloaded.parameters(), *reloaded.buffers())
+    assert all(tensor.data_ptr() % 64 == 0 for tensor in tensors)
+    expected = {name: tensor.clone() for name, tensor in reloaded.state_dict().items()}
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"\0" * 16)  # overwritten after loading
+    assert all(torch.equal(reloaded.state_dict()[name], tensor) for name, tensor in expected.items())
+    assert all(torch.equal(reloaded.state_dict()[name], tensor) for name, tensor in model.state_dict().items())
+
+
 def test_damaged_weights_file_names_the_file(tmp_path):
     tiny_model(seed=1).save_pretrained(tmp_path / "model")
     weights = tmp_path / "model" / "model.safetensors"
