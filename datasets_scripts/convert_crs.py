@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modeling_kgsf.linking_kgsf import name_from_uri, title_variants
+from modeling_kgsf.linking_kgsf import FILM_CUES, EntityLinker, name_from_uri, title_variants
 
 from . import kg
 from .crs_format import (
@@ -94,21 +94,249 @@ class ItemMap:
     def item_id(self, value: str) -> str | None:
         return self.by_key.get(value) or self.by_name.get(_name_key(value))
 
+    def titles(self) -> list[str]:
+        """Every name of every item (for :class:`PlaceholderWriter`'s longer titles)."""
+        return [name for names in self.names.values() for name in names]
 
-def write_placeholders(text: str, mentions: list[tuple[str, list[str]]]) -> tuple[str, int]:
-    """``text`` with, for each ``(item id, names)``, the first occurrence of one of the names (whole
-    words; exact case first, then any case; longest name first) replaced by ``@<item id>``.
-    Returns the text and how many placeholders were written."""
-    written = 0
-    for item_id, names in mentions:
-        candidates = sorted({name.strip() for name in names if name and name.strip()}, key=len, reverse=True)
-        for flags in (0, re.IGNORECASE):
-            match = next(filter(None, (re.search(rf"(?<![\w@]){re.escape(name)}(?!\w)", text, flags) for name in candidates)), None)
-            if match:
-                text = f"{text[:match.start()]}@{item_id}{text[match.end():]}"
-                written += 1
-                break
-    return text, written
+
+# ------------------------------------------------------------------------------------------------
+# Placeholders: "@<item id>" only where the text names the linked item
+# ------------------------------------------------------------------------------------------------
+# A stopword list: English function words and frequent chat words. A one-word title that is one of
+# these (or that the corpus writes in lower case at least as often as capitalised mid-sentence, see
+# :func:`corpus_common_words`) is a common word: "Tell me about it!" does not name the film "Tell".
+COMMON_WORDS = frozenset("""
+a about above after again against all almost also always am an and another any anyone anything are around as at away back
+be because been before being below best better between big both but by can come could day did do does doing done down during
+each easy else enough even ever every everyone everything far few find first for from fun get give go going gone good got great
+had happy has have having he hello her here hers herself hey hi him himself his home how i if in into is it its itself just keep
+kids know last let like little look lot love made make many may maybe me mine more most much must my myself need never new next
+nice no nor not nothing now of off often oh ok okay old on once one only or other our ours ourselves out over own people please
+pretty quite rather really right same say see she should since so some someone something sometimes soon still such sure take
+tell than thank thanks that the their theirs them themselves then there these they thing things think this those though through
+time to today together tomorrow too true try under until up us very want was way we well were what when where which while who
+whole why will with without would yeah yes yesterday yet you your yours yourself
+""".split())
+# Words English always capitalises (days, months): capitals say nothing; only a film context does ("Have you seen Friday?").
+CAPITALISED_WORDS = frozenset("""
+monday tuesday wednesday thursday friday saturday sunday january february march april may june july august september
+october november december
+""".split())
+SERIES_WORDS = frozenset("movies films series franchise trilogy sequels saga universe".split())  # "the Avenger movies": a series
+_NOT_NAME_PARTS = frozenset({"I", "I'm", "I've", "I'd", "I'll", "The", "A", "An"})  # capitalised words next to a title that join no name
+_SENTENCE_END = ".!?:;"
+_QUOTES = "\"'`\u201c\u201d\u2018\u2019"
+_TOKEN = re.compile(r"'s\b|\w+|[^\w\s]")
+_NAME_WORD = re.compile(r"[^\W_]+")
+_FOLLOWING_YEAR = re.compile(r"\s*[(\[]?\s*(?:19|20)\d\d\b")
+_NEXT_WORD = re.compile(r" ([^\W_][\w'\u2019-]*)")
+_PREVIOUS_WORD = re.compile(r"(?:^|\s)([^\W_][\w'\u2019-]*) $")
+
+WRITTEN = "written"
+WRITTEN_OTHER_CASE = "written in another case than the name"  # written, but doubted
+NOT_IN_TEXT = "the text does not write the name"
+COMMON_WORD = "a common word used as a word"
+LONGER_TITLE = "part of a longer title"
+LONGER_NAME = "part of a longer name (a capitalised word or a number next to it)"
+SERIES = "names a series (\"movies\", \"films\", ... after it)"
+
+
+def corpus_common_words(texts) -> set[str]:
+    """Lower-case words a corpus writes in lower case at least twice and at least as often as
+    capitalised in mid-sentence ("tell", "more", "home"; not "joker" or "split", written as titles)."""
+    lower, capitalised = Counter(), Counter()
+    for text in texts:
+        if not isinstance(text, str):
+            continue
+        for match in _NAME_WORD.finditer(text):
+            word = match.group(0)
+            if word.islower():
+                lower[word] += 1
+            elif word[:1].isupper() and not _sentence_start(text, match.start()):
+                capitalised[word.lower()] += 1
+    return {word for word, count in lower.items() if count >= 2 and count >= capitalised[word]}
+
+
+def _sentence_start(text: str, position: int) -> bool:
+    before = text[:position].rstrip().rstrip(_QUOTES + "([").rstrip()
+    return not before or before[-1] in _SENTENCE_END
+
+
+def _title_words(name: str) -> tuple[str, ...]:
+    return tuple(word.lower() for word in _NAME_WORD.findall(name))
+
+
+@dataclass
+class Placement:
+    """What became of one linked item's mention in a turn: ``outcome`` is :data:`WRITTEN` or the reason it was not."""
+
+    item_id: str
+    name: str | None  # the name found in the text (the first candidate when none was)
+    outcome: str
+    detail: str = ""  # e.g. the longer title the name is part of
+
+
+class PlaceholderWriter:
+    """Writes ``@<item id>`` where a turn's text names its linked item as a title (docs/CRS_FORMAT.md).
+
+    A name (the turn's own name for the link first, then the item's names; longest first) is looked
+    for as whole words, with its exact case first, then in any case ("the dark knight" for "The Dark
+    Knight": written, but counted as doubted); each occurrence is judged and the first accepted one
+    is replaced. An occurrence is refused when it is
+
+    * part of a longer title (``names``: every title of the dataset, also without its article; "Train"
+      in "Train to Busan");
+    * part of a longer name: a capitalised word right after it or right before it (not "The", "I",
+      a possessive, nor a sentence's first word that is a common word), or a number that is no year
+      after it ("Keanu Reeves", "Amazon Prime", "Frozen 2");
+    * a series: "movies", "films", "series", ... after it ("the Avenger movies");
+    * one word, or two written in another case, made only of common words (``common_words``:
+      :data:`COMMON_WORDS` plus the corpus's, see :func:`corpus_common_words`; days and months,
+      :data:`CAPITALISED_WORDS`), and used as words. Such a name is accepted when it is the whole
+      text, between quotes, before a year, or in a film context (a cue before it, "seen Tell", or,
+      for several words with their exact case, a judgement after them: :meth:`EntityLinker.film_context`;
+      one word needs a strong cue and no judgement counts: "Here is the movie"); a one-word one
+      written with its exact case also in mid-sentence ("I loved Tell", not "Tell me about it!"; days
+      and months not: "last Friday"). A name of several words written with its exact case ("Get
+      Out"), or of three or more in any case ("kung fu hustle"), is a title.
+    """
+
+    def __init__(self, names=(), common_words=frozenset()):
+        self.common_words = COMMON_WORDS | set(common_words)
+        self.by_word: dict[str, set[tuple[str, ...]]] = {}
+        for name in names:
+            key = _title_words(name)
+            for key in (key, key[1:]) if key[:1] in (("the",), ("a",), ("an",)) else (key,):  # also without its article
+                if len(key) > 1:
+                    for word in key:
+                        self.by_word.setdefault(word, set()).add(key)
+        self._longer: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+
+    def longer_titles(self, key: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """The titles that hold ``key`` as a run of their words, and are longer."""
+        if key not in self._longer:
+            found = []
+            for other in self.by_word.get(key[0], ()) if key else ():
+                if len(other) > len(key) and any(other[i:i + len(key)] == key for i in range(len(other) - len(key) + 1)):
+                    found.append(other)
+            self._longer[key] = sorted(found, key=len, reverse=True)
+        return self._longer[key]
+
+    def judge(self, text: str, start: int, end: int, own: set[tuple[str, ...]], exact: bool = True) -> tuple[str, str]:
+        """(:data:`WRITTEN` or the reason not to write, detail) for the name at ``text[start:end]``
+        (``exact``: written with the name's case)."""
+        name = text[start:end]
+        key = _title_words(name)
+        for longer in self.longer_titles(key):
+            if longer in own:
+                continue
+            pattern = r"(?<!\w)" + r"\W+".join(map(re.escape, longer)) + r"(?!\w)"
+            if any(match.start() <= start and match.end() >= end for match in re.finditer(pattern, text, re.IGNORECASE)):
+                return LONGER_TITLE, " ".join(longer)
+        after = _NEXT_WORD.match(text, end)
+        if after:
+            word = after.group(1)
+            if word.lower() in SERIES_WORDS:
+                return SERIES, f"{name} {word}"
+            sequel = word.isdigit() and not _FOLLOWING_YEAR.match(" " + word)
+            if sequel or (word[:1].isupper() and word not in _NOT_NAME_PARTS):
+                return LONGER_NAME, f"{name} {word}"
+        before = _PREVIOUS_WORD.search(text[:start])
+        if before:
+            word = before.group(1)
+            first_word = _sentence_start(text, before.start(1))
+            possessive = word.endswith(("'s", "\u2019s", "s'"))
+            if word[:1].isupper() and word not in _NOT_NAME_PARTS and not possessive and not (
+                    first_word and (word.lower() in self.common_words or word.lower() in FILM_CUES)):
+                return LONGER_NAME, f"{word} {name}"
+        common = all(word in self.common_words or word in CAPITALISED_WORDS for word in key)
+        if common and (len(key) == 1 or (not exact and len(key) == 2)) and not self._film_mention(text, start, end, key, exact):
+            return COMMON_WORD, ""
+        return WRITTEN if exact else WRITTEN_OTHER_CASE, ""
+
+    @staticmethod
+    def _film_mention(text: str, start: int, end: int, key: tuple[str, ...], exact: bool) -> bool:
+        """A name made of common words written as a title: the whole text, quoted, before a year, in a
+        film context, or (one word, exact case) capitalised in mid-sentence."""
+        if not _NAME_WORD.search(text[:start] + text[end:]):
+            return True  # the turn is the title alone ("instant family")
+        if start > 0 and end < len(text) and text[start - 1] in _QUOTES and text[end] in _QUOTES:
+            return True
+        if _FOLLOWING_YEAR.match(text, end):
+            return True
+        if len(key) == 1 and exact:
+            if not text[start:start + 1].isupper():
+                return False
+            if key[0] not in CAPITALISED_WORDS and not _sentence_start(text, start):
+                return True
+        before, words = _TOKEN.findall(text[:start].lower()), _TOKEN.findall(text[start:end].lower())
+        lowered = [*before, *words, *_TOKEN.findall(text[end:].lower())]
+        return EntityLinker.film_context(lowered, len(before), len(words), set(), strong=len(key) == 1, after=exact and len(key) > 1)
+
+    def write(self, text: str, mentions: list[tuple[str, list[str]]]) -> tuple[str, list[Placement]]:
+        """``text`` with ``@<item id>`` for each ``(item id, names)`` the text names, and one :class:`Placement` per mention."""
+        placements = []
+        for item_id, names in mentions:
+            candidates = sorted({" ".join(name.split()) for name in names if name and name.strip()}, key=len, reverse=True)
+            own = {_title_words(name) for name in candidates}
+            placement = refused = None
+            for exact in (True, False):
+                for name in candidates:
+                    for match in re.finditer(rf"(?<![\w@]){re.escape(name)}(?!\w)", text, 0 if exact else re.IGNORECASE):
+                        if not exact and match.group(0) == name:
+                            continue  # judged in the exact pass
+                        outcome, detail = self.judge(text, match.start(), match.end(), own, exact)
+                        if outcome in (WRITTEN, WRITTEN_OTHER_CASE):
+                            text = f"{text[:match.start()]}@{item_id}{text[match.end():]}"
+                            placement = Placement(item_id, match.group(0), outcome)
+                            break
+                        refused = refused or Placement(item_id, match.group(0), outcome, detail)
+                    if placement:
+                        break
+                if placement:
+                    break
+            placements.append(placement or refused or Placement(item_id, candidates[0] if candidates else None, NOT_IN_TEXT))
+        return text, placements
+
+
+def write_placeholders(text: str, mentions: list[tuple[str, list[str]]], writer: PlaceholderWriter | None = None) -> tuple[str, int]:
+    """``text`` with ``@<item id>`` where it names each ``(item id, names)`` (:class:`PlaceholderWriter`'s
+    rules, a default writer without other titles); returns the text and how many placeholders were written."""
+    text, placements = (writer or PlaceholderWriter()).write(text, mentions)
+    return text, sum(placement.outcome in (WRITTEN, WRITTEN_OTHER_CASE) for placement in placements)
+
+
+MAX_EXAMPLES = 3  # example lines kept per reason in the converter report
+
+
+@dataclass
+class PlaceholderReport:
+    """Counts of :class:`Placement` outcomes, with example lines for every mention doubted or not written."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[dict]] = field(default_factory=dict)
+
+    def add(self, placement: Placement, where: str, text: str) -> None:
+        self.counts[placement.outcome] += 1
+        if placement.outcome != WRITTEN and len(self.examples.setdefault(placement.outcome, [])) < MAX_EXAMPLES:
+            self.examples[placement.outcome].append({"where": where, "item": placement.item_id, "name": placement.name,
+                                                     **({"detail": placement.detail} if placement.detail else {}), "text": text})
+
+    def to_dict(self) -> dict:
+        """``{"linked item mentions", "written", "doubted", "not written", "reasons": {reason: {"count", "examples"}}}``;
+        the doubted mentions (:data:`WRITTEN_OTHER_CASE`) are written, the others of ``reasons`` are not."""
+        reasons = {reason: {"count": count, "examples": self.examples.get(reason, [])} for reason, count in self.counts.most_common()
+                   if reason != WRITTEN}
+        doubted = self.counts[WRITTEN_OTHER_CASE]
+        return {"linked item mentions": sum(self.counts.values()), "written": self.counts[WRITTEN] + doubted, "doubted": doubted,
+                "not written": sum(self.counts.values()) - self.counts[WRITTEN] - doubted, "reasons": reasons}
+
+    def summary(self) -> str:
+        """One line: written, doubted, not written and why."""
+        data = self.to_dict()
+        reasons = ", ".join(f"{entry['count']} {reason}" for reason, entry in data["reasons"].items() if reason != WRITTEN_OTHER_CASE)
+        return (f"placeholders: {data['written']} of {data['linked item mentions']} linked item mentions written "
+                f"({data['doubted']} doubted: {WRITTEN_OTHER_CASE}); {data['not written']} not written" + (f": {reasons}" if reasons else ""))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -126,7 +354,9 @@ class TurnConverter:
     ``items``: an :class:`ItemMap` to map item links (URIs, names) to item ids; without it the links
     must already be item ids. ``nodes``: the KG's node keys (UniCRS/CRSLab layouts): a link that is no
     item but a node becomes an entity, one that is neither is dropped (as UniCRS and CRSLab drop it)
-    and counted. ``placeholders``: write ``@<item id>`` where the text names a linked item."""
+    and counted. ``placeholders``: write ``@<item id>`` where the text names a linked item as a title
+    (``writer``'s rules; by default a :class:`PlaceholderWriter` over the items' names); every linked
+    mention's outcome is counted in ``report``."""
 
     role_key: str = "role"
     text_key: str = "text"
@@ -138,6 +368,8 @@ class TurnConverter:
     nodes: set[str] | None = None
     placeholders: bool = False
     stats: Counter = field(default_factory=Counter)
+    writer: PlaceholderWriter | None = None
+    report: PlaceholderReport = field(default_factory=PlaceholderReport)
 
     def __post_init__(self):
         self.items_key, self.entities_key = _keys(self.items_key), _keys(self.entities_key)
@@ -195,11 +427,24 @@ class TurnConverter:
             else:
                 self.stats["links not in the KG (dropped)"] += 1
         if self.placeholders and mentions:
-            text, written = write_placeholders(text, mentions)
-            self.stats["placeholders written"] += written
-            self.stats["linked items whose name the text does not write"] += len(mentions) - written
+            if self.writer is None:
+                self.writer = PlaceholderWriter(self.items.titles() if self.items else ())
+            original = text
+            text, placements = self.writer.write(text, mentions)
+            for placement in placements:
+                self.report.add(placement, where, original)
+                written = placement.outcome in (WRITTEN, WRITTEN_OTHER_CASE)
+                self.stats["placeholders written" if written else "linked item mentions not written (see the report)"] += 1
         self.stats["turns"] += 1
         return {"role": role, "text": text, "items": list(dict.fromkeys(items)), "entities": list(dict.fromkeys(entities))}
+
+
+def _turns_of(records, dialog_keys: tuple[str, ...]):
+    """The turn objects of well-formed records (others are left to the conversion's checks)."""
+    for _, record in records:
+        turns = record if isinstance(record, list) else next((record[key] for key in dialog_keys if isinstance(record, dict)
+                                                              and isinstance(record.get(key), list)), [])
+        yield from (turn for turn in turns if isinstance(turn, dict))
 
 
 def dialog_of(record, dialog_keys: tuple[str, ...], where: str) -> list:
@@ -272,6 +517,42 @@ def convert_file(path: str | os.PathLike, convert) -> list[dict]:
     return [convert(record, location(path, number)) for number, record in read_json_records(path)]
 
 
+REPORT_FILE = "conversion_report.json"  # written into a converted dataset folder
+
+
+def warn(line: str) -> None:
+    """A converter's warning or summary: one line on stderr."""
+    print(line, file=sys.stderr)
+
+
+def write_report(path: str | os.PathLike, counts: dict, report: PlaceholderReport | None, warnings: list[str]) -> None:
+    """The converter report (JSON): the counts, the placeholders' outcomes with example lines, the warnings."""
+    data = {"counts": {key: value for key, value in counts.items() if key != "turns"},
+            **({"placeholders": report.to_dict()} if report is not None else {}), "warnings": warnings}
+    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def turn_texts(turns, text_key: str = "text"):
+    """The texts of turn objects (the corpus :func:`corpus_common_words` reads); turns without one are skipped."""
+    for turn in turns:
+        text = turn.get(text_key)
+        if isinstance(text, list) and all(isinstance(token, str) for token in text):
+            text = " ".join(text)
+        if isinstance(text, str):
+            yield text
+
+
+def turn_names(turns, names_key: str | None) -> list[str]:
+    """How the turns write their linked items (``names_key``), for :class:`PlaceholderWriter`'s longer titles."""
+    return [str(name) for turn in turns if names_key and isinstance(turn.get(names_key), list) for name in turn[names_key] if name]
+
+
+def empty_output_warning(source: str | os.PathLike, output: str | os.PathLike, what: str = "") -> str:
+    """The warning for a converted file without conversations (the check refuses an empty split)."""
+    return (f"warning: {source}: {what or 'the file'} has 0 conversations; {output} is written empty and the check "
+            "(python -m datasets_scripts.crs_format) will refuse it: give it at least one conversation")
+
+
 def print_counts(stats: Counter) -> None:
     for name, count in stats.items():
         if count and name != "turns":
@@ -326,13 +607,23 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "turn-list":
             if args.placeholders and not (args.items or args.names_key):
                 raise CRSFormatError("--placeholders needs --items or --names-key (the item names to look for in the text)")
+            items = ItemMap.from_file(args.items) if args.items else None
+            records = read_json_records(args.input)
+            writer = None
+            if args.placeholders:  # the corpus says which words are common; the names say which titles are longer
+                turns = list(_turns_of(records, _keys(args.dialog_key)))
+                writer = PlaceholderWriter([*(items.titles() if items else []), *turn_names(turns, args.names_key)],
+                                           corpus_common_words(turn_texts(turns, args.text_key)))
             converter = TurnConverter(args.role_key, args.text_key, args.items_key, args.entities_key, args.names_key,
-                                      _role_map(args.role_map), ItemMap.from_file(args.items) if args.items else None,
-                                      placeholders=args.placeholders)
-            conversations = convert_file(args.input, lambda record, where: turn_list_to_crs(
-                record, args.dialog_key, id_key=args.id_key, where=where, converter=converter))
+                                      _role_map(args.role_map), items, placeholders=args.placeholders, writer=writer)
+            conversations = [turn_list_to_crs(record, args.dialog_key, id_key=args.id_key, where=location(args.input, number), converter=converter)
+                             for number, record in records]
             count = write_jsonl(conversations, args.output)
             print_counts(converter.stats)
+            if args.placeholders:
+                report = Path(args.output).with_suffix(".report.json")
+                write_report(report, dict(converter.stats), converter.report, [empty_output_warning(args.input, args.output)] if not count else [])
+                warn(f"{converter.report.summary()} (report: {report})")
         else:
             return convert_unicrs.run_command(args)
     except CRSFormatError as error:
@@ -341,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
         return 1
+    if not count and args.command in ("redial", "turn-list"):
+        warn(empty_output_warning(args.input, args.output))
     print(f"wrote {count} records to {args.output}")
     return 0
 

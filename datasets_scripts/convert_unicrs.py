@@ -8,7 +8,10 @@ entity), ``kg.jsonl`` (relation names kept, self-loops dropped: the loader adds 
 three splits. Item links in turns become item ids (a linked movie that is not an item stays an
 entity; links outside the graph are dropped, as UniCRS and CRSLab drop them), and, unless
 ``--no-placeholders``, the text's mention of each linked item becomes its ``@<item id>``
-placeholder.
+placeholder where the text writes it as a title (:class:`~datasets_scripts.convert_crs.PlaceholderWriter`:
+exact case, whole words, not part of a longer title or name, not a common word used as a word).
+``conversion_report.json`` in the output counts every linked mention not written, by reason, with
+example lines; a split without conversations is warned about.
 
 UniCRS (github.com/wxl1999/UniCRS, ``data/<dataset>/``)::
 
@@ -42,7 +45,10 @@ from pathlib import Path
 
 from modeling_kgsf.linking_kgsf import name_from_uri
 
-from .convert_crs import _MOVIE_MENTION, ItemMap, TurnConverter, _role_map, dialog_of, print_counts, write_jsonl
+from .convert_crs import (
+    _MOVIE_MENTION, REPORT_FILE, ItemMap, PlaceholderWriter, TurnConverter, _role_map, corpus_common_words, dialog_of, empty_output_warning,
+    print_counts, turn_names, turn_texts, warn, write_jsonl, write_report,
+)
 from .crs_format import SELF_LOOP, SPLITS, CRSFormatError, Item, location, read_json, read_json_records, read_triples
 
 
@@ -163,8 +169,11 @@ def _redial_turns(record: dict, where: str, stats: Counter) -> list[tuple[dict, 
 
 
 def convert_layout(layout: Layout, source: str | Path, output: str | Path, name: str | None = None, item_ids: str | Path | None = None,
-                   role_map: dict[str, str] | None = None, placeholders: bool = True, word_graph: str | None = None) -> dict:
-    """Convert a dataset folder in ``layout`` (:data:`UNICRS` or :data:`CRSLAB`) into ``output``; returns counts."""
+                   role_map: dict[str, str] | None = None, placeholders: bool = True, word_graph: str | None = None, log=warn) -> dict:
+    """Convert a dataset folder in ``layout`` (:data:`UNICRS` or :data:`CRSLAB`) into ``output``; returns counts.
+
+    Writes :data:`~datasets_scripts.convert_crs.REPORT_FILE` into ``output`` and gives ``log`` (one line
+    each, stderr by default) a warning per split without conversations and the placeholders' summary."""
     source, output = Path(source), Path(output)
     if not source.is_dir():
         raise CRSFormatError(f"{source}: not a folder")
@@ -199,9 +208,9 @@ def convert_layout(layout: Layout, source: str | Path, output: str | Path, name:
                 links = next((turn[key] for key in layout.items_key if key in turn), None)
                 links = links if isinstance(links, list) else []
                 linked.update(uri_id[link] for link in links if isinstance(link, str) and link in uri_id)
-                turn_names = turn.get(layout.names_key) if layout.names_key else None
-                if isinstance(turn_names, list) and len(turn_names) == len(links):
-                    for link, title in zip(links, turn_names):
+                titles = turn.get(layout.names_key) if layout.names_key else None
+                if isinstance(titles, list) and len(titles) == len(links):
+                    for link, title in zip(links, titles):
                         if isinstance(link, str) and isinstance(title, str) and title.strip():
                             names.setdefault(link, Counter())[" ".join(title.split())] += 1
     ids_file = Path(item_ids) if item_ids else next((source / name for name in layout.item_ids if (source / name).exists()), None)
@@ -216,8 +225,12 @@ def convert_layout(layout: Layout, source: str | Path, output: str | Path, name:
     item_keys = {item.node for item in items}
 
     nodes = set(uri_id) | {end for head, _, tail in triples for end in (head, tail)}
+    item_map = ItemMap(items, str(ids_file or "the linked movies"))
+    all_turns = [turn for split_conversations in conversations.values() for _, _, turns in split_conversations
+                 for turn, _ in turns if isinstance(turn, dict)]
+    writer = PlaceholderWriter([*item_map.titles(), *turn_names(all_turns, layout.names_key)], corpus_common_words(turn_texts(all_turns)))
     converter = TurnConverter(items_key=layout.items_key, entities_key=layout.entities_key, names_key=layout.names_key, role_map=role_map,
-                              items=ItemMap(items, str(ids_file or "the linked movies")), nodes=nodes, placeholders=placeholders, stats=stats)
+                              items=item_map, nodes=nodes, placeholders=placeholders, stats=stats, writer=writer)
     split_rows = {}
     for split, split_conversations in conversations.items():
         rows = []
@@ -235,20 +248,29 @@ def convert_layout(layout: Layout, source: str | Path, output: str | Path, name:
     other += sorted(nodes - set(uri_id) - item_keys)
     write_jsonl(({"id": key} for key in other), output / "entities.jsonl")
     write_jsonl(({"head": head, "relation": relation, "tail": tail} for head, relation, tail in triples), output / "kg.jsonl")
+    warnings = []
     for split, rows in split_rows.items():
         write_jsonl(rows, output / f"{split}.jsonl")
+        if not rows:
+            warnings.append(empty_output_warning(split_records[split][0], output / f"{split}.jsonl", f"the {split} split"))
     manifest = {"name": name or f"{layout.name}-{source.resolve().name}", "description": f"converted from the {layout.name} layout of {source.resolve().name}",
                 "items": "items.jsonl", "kg": "kg.jsonl", "entities": "entities.jsonl", **({"word_graph": word_graph} if word_graph else {})}
     (output / "dataset.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return {"items": len(items), "entities": len(other), "triples": len(triples), "self-loops dropped": self_loops,
-            **{f"{split} conversations": len(rows) for split, rows in split_rows.items()}, **stats}
+    counts = {"items": len(items), "entities": len(other), "triples": len(triples), "self-loops dropped": self_loops,
+              **{f"{split} conversations": len(rows) for split, rows in split_rows.items()}, **stats}
+    write_report(output / REPORT_FILE, counts, converter.report if placeholders else None, warnings)
+    for line in warnings:
+        log(line)
+    if placeholders:
+        log(f"{converter.report.summary()} (report: {output / REPORT_FILE})")
+    return counts
 
 
 def add_commands(commands) -> None:
     """The ``unicrs`` and ``crslab`` sub-commands of ``python -m datasets_scripts.convert_crs``."""
     for layout in LAYOUTS.values():
         paragraphs = __doc__.split("\n\n")
-        start = next(index for index, paragraph in enumerate(paragraphs) if paragraph.startswith(layout.title))
+        start = next(index for index, paragraph in enumerate(paragraphs) if paragraph.startswith(f"{layout.title} ("))
         parser = commands.add_parser(layout.name, help=f"a dataset folder in {layout.title}'s layout -> a dataset folder",
                                      description="\n\n".join(paragraphs[1:2] + paragraphs[start:start + 2]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -25,8 +25,10 @@ plus the items whose placeholder it writes; its entities are its items' nodes, i
 * :func:`validate_dataset` / ``python -m datasets_scripts.crs_format DIR``: check a folder and print
   its statistics. Every problem raises :class:`CRSFormatError` naming the file, the line and the turn
   (:func:`location`: 1-based, ``FILE, line N, turn K``) and the fix; the command prints it as one
-  line ``error: ...`` (exit code 1). ``@`` tokens that are not item ids are warnings, with their
-  file, line and turn (``statistics["warnings"]``, the first :data:`MAX_WARNINGS`).
+  line ``error: ...`` (exit code 1); an empty split file is one. ``@`` tokens that are not item ids
+  are warnings, with their file, line and turn (``statistics["warnings"]``, the first
+  :data:`MAX_WARNINGS`); blank lines are skipped, counted (``<split>.blank_lines_skipped``) and warned
+  about once a file.
 
 Node ids: items first (item index = entity id), then the other nodes (entities file order, else
 first appearance in the triples). Relations: ``self_loop`` = 0, then by decreasing triple count.
@@ -161,12 +163,13 @@ def read_json(path: PathLike):
         raise _json_error(str(path), text, error) from None
 
 
-def read_json_records(path: PathLike) -> list[tuple[int, object]]:
-    """(line number, record) of a .jsonl file (blank lines skipped), or (position, element) of a .json
-    file holding a list (1-based); a line that is not JSON raises :class:`CRSFormatError`."""
+def read_json_records(path: PathLike, blank_lines: list[int] | None = None) -> list[tuple[int, object]]:
+    """(line number, record) of a .jsonl file, or (position, element) of a .json file holding a list
+    (1-based); a line that is not JSON raises :class:`CRSFormatError`. Blank lines are skipped (their
+    numbers appended to ``blank_lines`` when given)."""
     path = Path(path)
     if path.suffix == ".json":
-        data = read_json(path)
+        data = read_json(path) if path.read_text(encoding="utf-8").strip() else []
         if not isinstance(data, list):
             raise CRSFormatError(f"{path}: a .json file must hold a list (got {type(data).__name__})")
         return list(enumerate(data, start=1))
@@ -175,6 +178,8 @@ def read_json_records(path: PathLike) -> list[tuple[int, object]]:
         for number, line in enumerate(handle, start=1):
             text = line.rstrip("\r\n")
             if not text.strip():
+                if blank_lines is not None:
+                    blank_lines.append(number)
                 continue
             try:
                 records.append((number, json.loads(text)))
@@ -402,9 +407,24 @@ def build_word_graph(manifest: CRSManifest, data_dir: PathLike = None) -> tuple[
 # ------------------------------------------------------------------------------------------------
 # Conversations
 # ------------------------------------------------------------------------------------------------
-def read_crs_conversations(path: Path) -> list[dict]:
+def blank_lines_note(path: PathLike, blank_lines: list[int]) -> str:
+    """The warning for the blank lines skipped in a file: how many, and the first of them."""
+    first = ", ".join(str(number) for number in blank_lines[:3]) + (", ..." if len(blank_lines) > 3 else "")
+    return f"{path}: {len(blank_lines)} blank line{'s' * (len(blank_lines) != 1)} skipped (line {first})"
+
+
+def read_crs_conversations(path: Path, split: str = "", blank_lines: list[int] | None = None) -> list[dict]:
+    """The conversations of a split file; a file without any (empty, or blank lines only) raises
+    :class:`CRSFormatError`. Blank lines are skipped, their numbers appended to ``blank_lines``."""
+    blank_lines = [] if blank_lines is None else blank_lines
+    records = read_json_records(path, blank_lines)
+    if not records:
+        what = f"holds only {len(blank_lines)} blank line{'s' * (len(blank_lines) != 1)}" if blank_lines else "is empty"
+        role = " (the training split also builds the vocabulary)" if split == "train" else ""
+        raise CRSFormatError(f"{path}: the {split or 'split'} file {what}: no conversation{role}; write one conversation a line, "
+                             "{\"turns\": [...]} (docs/CRS_FORMAT.md)")
     conversations = []
-    for line, record in read_json_records(path):
+    for line, record in records:
         if not isinstance(record, dict) or not isinstance(record.get("turns"), list):
             raise CRSFormatError(f"{location(path, line)}: a conversation is {{\"conversation_id\": ..., \"turns\": [...]}}")
         record.setdefault("conversation_id", f"{path.stem}-{line}")
@@ -443,7 +463,8 @@ class _TurnReader:
     graph: CRSGraph
     linker: object | None  # the entity linker, None when the manifest turns linking off
     stats: dict
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # "@" tokens that are no item (the first MAX_WARNINGS)
+    notes: list[str] = field(default_factory=list)  # other warnings (blank lines skipped)
 
     def __post_init__(self):
         self.recommender_roles = {role.lower() for role in self.manifest.recommender_roles}
@@ -561,7 +582,12 @@ def load_crs_dataset(
         path = manifest.path(manifest.splits[split])
         stats = new_statistics()
         reader = _TurnReader(manifest, graph, linker if manifest.link_entities else None, stats)
-        split_turns[split] = [(conversation["conversation_id"], reader.turns(conversation, path)) for conversation in read_crs_conversations(path)]
+        blank_lines: list[int] = []
+        conversations = read_crs_conversations(path, split, blank_lines)
+        stats["blank_lines_skipped"] = len(blank_lines)
+        if blank_lines:
+            reader.notes.append(blank_lines_note(path, blank_lines))
+        split_turns[split] = [(conversation["conversation_id"], reader.turns(conversation, path)) for conversation in conversations]
         split_stats[split] = (stats, reader)
 
     base_vocab = base_tokenizer.vocab if base_tokenizer is not None else None
@@ -577,16 +603,17 @@ def load_crs_dataset(
         rows = []
         for conversation_id, turns in split_turns[split]:
             rows.extend(rows_from_turns(turns, reader.is_recommender, str(conversation_id), resources, stats, items))
-        splits[split] = Dataset.from_list(rows, features=ROW_FEATURES)
-        statistics[split] = stats
-        if not rows:
+        if not rows:  # before Dataset.from_list, which fails on an empty list with a long traceback
             raise CRSFormatError(f"{manifest.path(manifest.splits[split])}: no recommender turn with an earlier turn, so no "
                                  f"example (recommender roles: {sorted(reader.recommender_roles)})")
+        splits[split] = Dataset.from_list(rows, features=ROW_FEATURES)
+        statistics[split] = stats
     statistics["vocabulary"] = {"size": len(vocab), "from_base_tokenizer": len(base_vocab) if base_vocab else 0,
                                 "kg_words": int(kg_word_vocab_mask.sum()), "item_tokens": int(item_token_vocab_mask.sum())}
+    notes = [note for split in SPLITS for note in split_stats[split][1].notes]  # blank lines skipped
     warnings = [warning for split in SPLITS for warning in split_stats[split][1].warnings]
-    if warnings:  # "@" tokens that are not items (their count per split is "unknown_movie_ids")
-        statistics["warnings"] = warnings[:MAX_WARNINGS]
+    if notes or warnings:  # "@" tokens that are not items (their count per split is "unknown_movie_ids")
+        statistics["warnings"] = notes + warnings[:MAX_WARNINGS]
     return resources, DatasetDict(splits), statistics
 
 
@@ -612,8 +639,8 @@ def main(argv: list[str] | None = None) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     unknown = sum(statistics[split]["unknown_movie_ids"] for split in SPLITS)
-    if unknown > len(warnings):
-        print(f"warning: {unknown - len(warnings)} more \"@\" tokens are not item ids (\"unknown_movie_ids\" per split)", file=sys.stderr)
+    if unknown > MAX_WARNINGS:  # the first MAX_WARNINGS are listed
+        print(f"warning: {unknown - MAX_WARNINGS} more \"@\" tokens are not item ids (\"unknown_movie_ids\" per split)", file=sys.stderr)
     return 0
 
 

@@ -15,7 +15,7 @@ from fake_crs import (
     make_crslab_folder, make_unicrs_folder, unicrs_turn, write_jsonl,
 )
 from datasets_scripts import convert_crs, crs_format
-from datasets_scripts.convert_crs import ItemMap, write_placeholders
+from datasets_scripts.convert_crs import ItemMap, PlaceholderWriter, corpus_common_words, write_placeholders
 from datasets_scripts.crs_format import CRSFormatError, Item, load_crs_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,8 +56,16 @@ def test_unicrs_layout_converts_with_one_command_and_passes_the_check(tmp_path):
     assert first["turns"][0] == {"role": "seeker", "text": "Hi! I loved @1 , any mystery film ?", "items": ["1"], "entities": [dbr("Mystery_film")]}
     # a linked movie that is no item stays an entity; a link outside entity2id is dropped
     assert first["turns"][2]["items"] == [] and first["turns"][2]["entities"] == [dbr("Titanic_(1997_film)"), dbr("Daniel_Craig")]
-    assert first["turns"][3]["text"] == "No , but @2 is a crime film you may like ."  # "heat": any case when no exact match
+    assert first["turns"][3]["text"] == "No , but @2 is a crime film you may like ."  # "heat": any case when no exact match (doubted)
     assert second["turns"][1]["role"] == "recommender"  # "Recommender" and "RECOMMENDER" alike
+    assert second["turns"][1]["text"] == "Up is lovely ." and second["turns"][1]["items"] == ["3"]  # "Up": a common word starting a sentence
+    report = json.loads((out / "conversion_report.json").read_text())["placeholders"]
+    assert (report["linked item mentions"], report["written"], report["doubted"], report["not written"]) == (6, 5, 1, 1)
+    assert report["reasons"]["a common word used as a word"]["examples"][0]["text"] == "Up is lovely ."
+    assert report["reasons"]["written in another case than the name"]["examples"][0]["name"] == "heat"
+    summary = [line for line in result.stderr.splitlines() if line.startswith("placeholders: ")]
+    assert summary == [f"placeholders: 5 of 6 linked item mentions written (1 doubted: written in another case than the name); 1 not written: "
+                       f"1 a common word used as a word (report: {out / 'conversion_report.json'})"]
 
     result = subprocess.run([sys.executable, "-m", "datasets_scripts.crs_format", str(out), "--cache-dir", str(tmp_path / "cache")],
                             cwd=REPO, capture_output=True, text=True)
@@ -65,7 +73,7 @@ def test_unicrs_layout_converts_with_one_command_and_passes_the_check(tmp_path):
     statistics = json.loads(result.stdout)
     assert statistics["graph"]["items"] == 4 and statistics["graph"]["nodes"] == len(ENTITY2ID) and statistics["graph"]["triples"] == 8
     assert statistics["train"]["samples"] == 3 and statistics["train"]["unknown_movie_ids"] == 0
-    assert statistics["train"]["mentions"]["movie_id"] == 4  # placeholders read back as items
+    assert statistics["train"]["mentions"]["movie_id"] == 3  # placeholders read back as items
 
     resources, splits, _ = load(out, tmp_path)
     assert resources.item_graph.relation_names == ["self_loop", "director", "genre"]  # the relation names kept
@@ -150,15 +158,70 @@ def test_turn_list_reads_bare_lists_of_turns(tmp_path, capsys):
         first, second = jsonl(tmp_path / "train.jsonl")
         assert "conversation_id" not in first  # the loader names it train-1
         assert first["turns"][1] == {"role": "recommender", "text": "Try @0 by Rian Johnson .", "items": ["0"], "entities": [dbr("Rian_Johnson")]}
-        assert second["turns"][1]["text"] == "@3 is lovely ."
+        assert second["turns"][1]["text"] == "Up is lovely ."  # a common word starting a sentence: no placeholder
+        report = json.loads((tmp_path / "train.report.json").read_text())["placeholders"]
+        assert report["reasons"]["a common word used as a word"]["examples"][0]["where"] == f"{tmp_path / 'train_data_dbpedia.jsonl'}, line 2, turn 2"
+        assert "placeholders: 4 of 5 linked item mentions written" in err
 
 
 def test_item_map_and_placeholders():
     items = ItemMap([Item("0", "Knives Out (2019)", dbr("Knives_Out")), Item("3", "Up (2009)", dbr("Up_(2009_film)")), Item("b7", None, "b7")])
     assert [items.item_id(value) for value in ("0", dbr("Up_(2009_film)"), "knives out", "Knives Out (2019)", "b7", "Inception")] == ["0", "3", "0", "0", "b7", None]
-    assert write_placeholders("what's up? Up is sweet", [("3", ["Up"])]) == ("what's up? @3 is sweet", 1)  # exact case first
+    assert write_placeholders("what's up? I loved Up !", [("3", ["Up"])]) == ("what's up? I loved @3 !", 1)  # exact case first
     assert write_placeholders("it goes upward", [("3", ["up"])]) == ("it goes upward", 0)  # whole words only
     assert write_placeholders("Knives Out or knives", [("0", items.names["0"])]) == ("@0 or knives", 1)  # longest name first
+    assert write_placeholders("i loved knives out", [("0", items.names["0"])]) == ("i loved @0", 1)  # another case: written, doubted
+
+
+TELL = [("7", ["Tell (2007)", "Tell"])]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Tell me about it!", "Tell me about it!"),  # a common word starting a sentence
+        ("I loved Tell (2007)", "I loved @7"),  # the title with its year
+        ("I loved Tell 2007 a lot", "I loved @7 2007 a lot"),  # before a year
+        ("I loved Tell a lot", "I loved @7 a lot"),  # capitalised in mid-sentence
+        ("Have you seen \"tell\"?", "Have you seen \"@7\"?"),  # quoted
+        ("Have you seen Tell ?", "Have you seen @7 ?"),  # a strong film cue
+        ("Tell was great .", "Tell was great ."),  # a judgement says nothing for one common word ("Here is the movie")
+        ("you should tell her", "you should tell her"),  # lower case
+        ("can you tell me more", "can you tell me more"),
+    ],
+)
+def test_common_word_titles_only_where_the_text_names_the_film(text, expected):
+    assert write_placeholders(text, TELL)[0] == expected
+
+
+def test_placeholder_rules():
+    writer = PlaceholderWriter(["Train to Busan", "The Silence of the Lambs"], common_words={"split"})
+    cases = [
+        ("Train", "I watched Train to Busan", "part of a longer title"),
+        ("Silence", "Are you a fan of Silence of the Lambs?", "part of a longer title"),
+        ("Keanu", "I love Keanu Reeves", "part of a longer name (a capitalised word or a number next to it)"),
+        ("Prime", "Do you have Amazon Prime ?", "part of a longer name (a capitalised word or a number next to it)"),
+        ("Frozen", "My kids loved Frozen 2", "part of a longer name (a capitalised word or a number next to it)"),
+        ("Avenger", "I am a fan of the Avenger movies", 'names a series ("movies", "films", ... after it)'),
+        ("Friday", "It's Friday! How are you?", "a common word used as a word"),
+        ("Friday", "I hope you enjoy your Friday", "a common word used as a word"),  # days: capitals say nothing
+        ("Split", "Split the bill", "a common word used as a word"),  # common in this corpus
+        ("Inception", "Anything like Inception ?", "written"),
+        ("Frozen", "I liked Disney's Frozen a lot", "written"),  # a possessive joins no name
+        ("Joker", "I saw The Joker last week", "written"),  # nor an article
+        ("Joker", "Watched Joker yesterday", "written"),  # nor a sentence's first word that is a cue
+        ("Friday", "Have you seen Friday?", "written"),  # a strong film cue
+        ("Split", "I loved Split .", "written"),
+    ]
+    for name, text, outcome in cases:
+        _, (placement,) = writer.write(text, [("9", [name])])
+        assert placement.outcome == outcome, (name, text, placement)
+
+
+def test_corpus_common_words():
+    common = corpus_common_words(["tell me more", "Can you tell me?", "I loved Joker", "Joker is great", "was joker good", "More or less ."])
+    assert {"tell", "me"} <= common and "joker" not in common  # "joker": once in lower case, once capitalised in mid-sentence
+    assert "more" not in common  # written in lower case once only
 
 
 # ------------------------------------------------------------------------------------------------
@@ -265,3 +328,46 @@ def test_check_says_a_uri_is_an_items_entity(tmp_path):
     folder = make_crs_dataset(tmp_path / "books", conversations={"train": train, "validation": train, "test": train})
     with pytest.raises(CRSFormatError, match=r"train\.jsonl, line 1, turn 2: item 'Dune' is the \"entity\" of item 'b1' in items\.jsonl; "):
         load(folder, tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------
+# The converter report; splits without conversations
+# ------------------------------------------------------------------------------------------------
+def test_report_counts_the_placeholders_not_written_with_an_example_line(tmp_path, capsys):
+    items = tmp_path / "items.jsonl"
+    write_jsonl(items, [{"id": "7", "name": "Tell (2007)", "entity": dbr("Tell_(2007_film)")}, {"id": "8", "name": "Heat (1995)"}])
+    turn = lambda role, text, *movies: {"role": role, "text": text, "movie_link": [dbr(m) for m in movies], "movie_name": ["Tell"] * len(movies)}
+    source = tmp_path / "train_data_dbpedia.jsonl"
+    write_jsonl(source, [[turn("SEEKER", "Tell me about it!", "Tell_(2007_film)"), turn("RECOMMENDER", "I loved Tell (2007) , you ?", "Tell_(2007_film)")],
+                         [turn("SEEKER", "tell me a crime film"), turn("RECOMMENDER", "Try Heat .", "Tell_(2007_film)")]])
+    code, _, err = convert(capsys, "turn-list", source, tmp_path / "train.jsonl", "--items", items, "--names-key", "movie_name", "--placeholders")
+    assert code == 0, err
+    first, second = jsonl(tmp_path / "train.jsonl")
+    assert [turn["text"] for turn in first["turns"]] == ["Tell me about it!", "I loved @7 , you ?"]
+    assert first["turns"][0]["items"] == ["7"]  # not written, still the turn's item
+    report = json.loads((tmp_path / "train.report.json").read_text())
+    placeholders = report["placeholders"]
+    assert (placeholders["linked item mentions"], placeholders["written"], placeholders["not written"]) == (3, 1, 2)
+    common = placeholders["reasons"]["a common word used as a word"]
+    assert common["count"] == 1 and common["examples"] == [{"where": f"{source}, line 1, turn 1", "item": "7", "name": "Tell", "text": "Tell me about it!"}]
+    assert placeholders["reasons"]["the text does not write the name"]["examples"][0]["text"] == "Try Heat ."
+    summary = [line for line in err.splitlines() if line.startswith("placeholders: ")]
+    assert len(summary) == 1 and "1 a common word used as a word" in summary[0] and str(tmp_path / "train.report.json") in summary[0]
+
+
+def test_a_split_without_conversations_is_warned_about(tmp_path, capsys):
+    source = make_unicrs_folder(tmp_path / "inspired", dialogues={**UNICRS_DIALOGUES, "test": []})
+    code, _, err = convert(capsys, "unicrs", source, tmp_path / "out", "--word-graph", "none")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: {source / 'test_data_dbpedia.jsonl'}: the test split has 0 conversations; {tmp_path / 'out' / 'test.jsonl'} "
+                        "is written empty and the check (python -m datasets_scripts.crs_format) will refuse it: give it at least one conversation"]
+    assert json.loads((tmp_path / "out" / "conversion_report.json").read_text())["warnings"] == [warnings[0]]
+    code = crs_format.main([str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 1 and err == f"error: {tmp_path / 'out' / 'test.jsonl'}: the test file is empty: no conversation; write one conversation a line, " \
+                                '{"turns": [...]} (docs/CRS_FORMAT.md)\n'
+
+    (tmp_path / "empty.jsonl").write_text("\n")
+    code, out, err = convert(capsys, "turn-list", tmp_path / "empty.jsonl", tmp_path / "converted.jsonl")
+    assert code == 0 and err.startswith(f"warning: {tmp_path / 'empty.jsonl'}: the file has 0 conversations") and err.count("\n") == 1

@@ -193,3 +193,57 @@ def test_dataset_without_word_graph_trains_without_the_word_branch(tmp_path):
         loss = model(**batch).loss
         assert loss.isfinite()
         loss.backward()
+
+
+# ------------------------------------------------------------------------------------------------
+# Empty splits and blank lines: one line naming the file
+# ------------------------------------------------------------------------------------------------
+def _check(folder: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "datasets_scripts.crs_format", str(folder), "--cache-dir", str(tmp_path / "cache")],
+                          cwd=REPO, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "split, content, message",
+    [
+        ("test", "", "the test file is empty: no conversation; write one conversation a line"),
+        ("train", "", "the train file is empty: no conversation (the training split also builds the vocabulary)"),
+        ("train", "\n  \n\n", "the train file holds only 3 blank lines: no conversation"),
+    ],
+)
+def test_an_empty_split_is_one_line_naming_the_file(tmp_path, split, content, message):
+    folder = make_crs_dataset(tmp_path / "books")
+    (folder / f"{split}.jsonl").write_text(content)
+    with pytest.raises(CRSFormatError) as error:
+        load_crs_dataset(folder, cache_dir=tmp_path / "cache")
+    assert str(error.value).startswith(f"{folder / f'{split}.jsonl'}: {message}") and "\n" not in str(error.value)
+    result = _check(folder, tmp_path)
+    assert result.returncode == 1 and result.stdout == "" and result.stderr == f"error: {error.value}\n"
+
+
+def test_training_data_refuses_an_empty_split_in_one_line(tmp_path):
+    from modeling_kgsf.training import stages as common
+    folder = make_crs_dataset(tmp_path / "books", conversations={**CONVERSATIONS, "validation": []})
+    with pytest.raises(ValueError, match=r"validation\.jsonl: the validation file is empty") as error:
+        common.KGSFData(common.DataArguments(dataset_dir=str(folder), cache_dir=str(tmp_path / "cache")))
+    assert "\n" not in str(error.value)
+
+
+def test_a_split_without_examples_is_one_line(tmp_path):
+    folder = make_crs_dataset(tmp_path / "books", conversations={**CONVERSATIONS, "test": [conversation("x", ("seeker", "hi"))]})
+    result = _check(folder, tmp_path)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: {folder / 'test.jsonl'}: no recommender turn with an earlier turn")
+
+
+def test_blank_lines_are_skipped_and_counted(tmp_path):
+    folder = make_crs_dataset(tmp_path / "books")
+    lines = [json.dumps(record) for record in CONVERSATIONS["train"]]
+    (folder / "train.jsonl").write_text("\n".join([lines[0], "", lines[1], "   ", lines[2], ""]) + "\n")
+    _, splits, statistics = load_crs_dataset(folder, cache_dir=tmp_path / "cache")
+    assert statistics["train"]["blank_lines_skipped"] == 3 and statistics["test"]["blank_lines_skipped"] == 0
+    assert [row["conversation_id"] for row in splits["train"]][:1] == ["t1"] and statistics["train"]["conversations"] == 3
+    assert statistics["warnings"] == [f"{folder / 'train.jsonl'}: 3 blank lines skipped (line 2, 4, 6)"]
+    result = _check(folder, tmp_path)
+    assert result.returncode == 0 and result.stderr == f"warning: {folder / 'train.jsonl'}: 3 blank lines skipped (line 2, 4, 6)\n"
+    assert json.loads(result.stdout)["train"]["blank_lines_skipped"] == 3
