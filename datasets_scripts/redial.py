@@ -199,6 +199,41 @@ def read_conversations(path: str | os.PathLike) -> list[dict]:
     return conversations
 
 
+
+def conversation_text_key(conversation: dict) -> tuple[str, ...]:
+    """A conversation's ordered message texts, white space collapsed and lower-cased: what identifies
+    it when its id was changed."""
+    return tuple(" ".join(str(message.get("text", "")).split()).lower() for message in conversation.get("messages", []))
+
+
+def refuse_held_out_conversations(train: dict[Path, list[dict]], held_out: dict[str, list[dict]]) -> None:
+    """Raise ``ValueError`` (one line naming the file, the conversation id and the split) when a
+    training file (``{file: conversations}``) holds a conversation of a held-out split (``{split:
+    conversations}``), by id or by its ordered message texts (:func:`conversation_text_key`).
+    The original ReDial ``train_data.jsonl`` holds KGSF's 901 validation conversations."""
+    ids, texts = {}, {}
+    for split, conversations in held_out.items():
+        for conversation in conversations:
+            conversation_id = str(conversation.get("conversationId", ""))
+            if conversation_id:
+                ids.setdefault(conversation_id, split)
+            key = conversation_text_key(conversation)
+            if any(key):
+                texts.setdefault(key, (split, conversation_id))
+    for file, conversations in train.items():
+        found = []
+        for conversation in conversations:
+            conversation_id = str(conversation.get("conversationId", ""))
+            if conversation_id in ids:
+                found.append(f"conversation {conversation_id} is in the {ids[conversation_id]} split")
+            elif conversation_text_key(conversation) in texts:
+                split, other = texts[conversation_text_key(conversation)]
+                found.append(f"conversation {conversation_id or '(no id)'} has the text of {split} conversation {other}")
+        if found:
+            more = f" (and {len(found) - 1} more held-out conversations)" if len(found) > 1 else ""
+            raise ValueError(f"training file {file}: {found[0]}{more}; a training file must not hold validation or test "
+                             f"conversations (the original ReDial train_data.jsonl holds KGSF's 901 validation ones): remove them")
+
 def rows_from_turns(turns: list[dict], is_recommender, conversation_id: str, resources, stats: dict, items: set[int] | None = None) -> list[dict]:
     """Rows (DESIGN.md schema) for merged turns (``{"sender", "tokens", "entities", "movies"}``): one
     per turn whose sender ``is_recommender(sender)`` and that has an earlier turn; updates ``stats``.
@@ -371,9 +406,10 @@ def load_redial(
     rebuilt from UniCRS samples), ``"ordered"`` (+ the ordered CFCRS and lmh85 conversations) or
     ``"reconstructed"`` (+ every other ReDial train conversation with its turn order rebuilt; the
     default). Whatever the source, nothing that shares an id or its text with validation or test is
-    added. ``include_recovered`` is the older switch: ``False`` means ``"release"`` when no
-    ``train_source`` is given, ``True`` the default source. Per-source statistics are in
-    ``statistics["train_sources"]``.
+    added; ``train_files`` holding such a conversation are refused (``ValueError``, one line naming
+    the file, the id and the split: :func:`refuse_held_out_conversations`). ``include_recovered``
+    is the older switch: ``False`` means ``"release"`` when no ``train_source`` is given, ``True``
+    the default source. Per-source statistics are in ``statistics["train_sources"]``.
     With ``return_statistics`` the result is ``(dataset_dict, statistics)``; statistics are also
     stored as ``statistics.json`` next to the cached dataset.
     """
@@ -403,7 +439,11 @@ def load_redial(
         statistics = json.loads(statistics_file.read_text(encoding="utf-8"))
     else:
         resources = resources or load_resources(root, cache_root)
-        conversations = {split: [c for file in files for c in read_conversations(file)] for split, files in split_files.items()}
+        by_file = {file: read_conversations(file) for files in split_files.values() for file in files}
+        conversations = {split: [c for file in files for c in by_file[file]] for split, files in split_files.items()}
+        if train_files:
+            refuse_held_out_conversations({file: by_file[file] for file in split_files["train"]},
+                                          {split: conversations[split] for split in ("validation", "test")})
         statistics = {"processing_version": PROCESSING_VERSION, "files": {s: [str(f) for f in fs] for s, fs in split_files.items()}}
         statistics["train_source"] = train_source
         train_sources = _train_conversations(train_source, conversations, split_files, root, cache_root, statistics)

@@ -244,17 +244,20 @@ def write_summary(root: Path, table: str, variants: dict) -> None:
         if table == "rec":
             aggregated = aggregate_seeds(runs, "recommendation")
             keys = ["recall@1", "recall@10", "recall@50", "cold_start_recall@1", "cold_start_recall@10", "cold_start_recall@50",
-                    "dedup_recall@1", "dedup_recall@10", "dedup_recall@50"]
-            cells = [f"{aggregated[key]['mean']:.3f}" + (f" ± {aggregated[key]['std']:.3f}" if aggregated[key]["std"] is not None else "")
-                     for key in keys]
+                    "dedup_turns_recall@1", "dedup_turns_recall@10", "dedup_turns_recall@50",
+                    "dedup_filtered_recall@1", "dedup_filtered_recall@10", "dedup_filtered_recall@50"]
+            # runs evaluated before the dedup protocols were named hold dedup_filtered as "dedup_recall@k"
+            values = [aggregated.get(key) or aggregated.get(key.replace("dedup_filtered_", "dedup_")) for key in keys]
+            cells = ["-" if value is None else f"{value['mean']:.3f}" + (f" ± {value['std']:.3f}" if value["std"] is not None else "")
+                     for value in values]
             rows.append([description, str(len(runs))] + cells + [minutes])
         else:
             conv = runs[0]["conversation"]
             keys = ["distinct-2", "distinct-3", "distinct-4", "distinct-4_per_sentence", "item_ratio", "bleu-1", "bleu-4", "perplexity"]
             rows.append([description] + [f"{conv[key]:.3f}" for key in keys] + [minutes])
     if table == "rec":
-        header = ["model", "seeds", "R@1", "R@10", "R@50", "cold R@1", "cold R@10", "cold R@50", "dedup R@1", "dedup R@10",
-                  "dedup R@50", "min"]
+        header = ["model", "seeds", "R@1", "R@10", "R@50", "cold R@1", "cold R@10", "cold R@50", "dedup_turns R@1",
+                  "dedup_turns R@10", "dedup_turns R@50", "dedup_filtered R@1", "dedup_filtered R@10", "dedup_filtered R@50", "min"]
     else:
         header = ["model", "Dist-2", "Dist-3", "Dist-4", "Dist-4/sent", "item ratio", "BLEU-1", "BLEU-4", "PPL", "min"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]

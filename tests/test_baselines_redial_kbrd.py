@@ -258,7 +258,7 @@ def test_train_redial_runs_both_stages(fake_data, tmp_path):
                  "--conversation_hidden_size", "6", "--decoder_hidden_size", "6", "--recommender_hidden_size", "5",
                  "--generation_examples", "4", "--eval_batch_size", "2", *flags], cwd=REPO)
     metrics = json.loads((tmp_path / "redial" / "test_metrics.json").read_text())
-    assert {"recall@1", "cold_start_recall@10", "dedup_recall@50"} <= set(metrics["recommendation"])
+    assert {"recall@1", "cold_start_recall@10", "dedup_turns_recall@50", "dedup_filtered_recall@50"} <= set(metrics["recommendation"])
     assert {"distinct-4", "item_ratio", "bleu-4", "perplexity"} <= set(metrics["conversation"])
     for stage in ("rec", "conv"):
         assert (tmp_path / "redial" / stage / "best" / "model.safetensors").exists()
@@ -288,7 +288,7 @@ def test_run_tables_writes_redial_and_kbrd_rows(fake_data, tmp_path):
     run_checked([sys.executable, "examples/run_tables.py", "conv", *common, "--generation_examples", "2"], cwd=REPO)
     rec = json.loads((results / "rec_table.json").read_text())["models"]
     conv = json.loads((results / "conv_table.json").read_text())["models"]
-    assert set(rec) == {"redial", "kbrd"} and "dedup_recall@10" in rec["redial"] and "cold_start_recall@1" in rec["kbrd"]
+    assert set(rec) == {"redial", "kbrd"} and "dedup_filtered_recall@10" in rec["redial"] and "cold_start_recall@1" in rec["kbrd"]
     assert set(conv) == {"kgsf", "redial", "kbrd"} and "distinct-2" in conv["redial"] and "bleu-1" in conv["kbrd"]
     commands = (tmp_path / "tables" / "commands.txt").read_text()
     assert "train_redial.py --stage recommender" in commands and "user_vocab_bias=true" in commands

@@ -113,8 +113,9 @@ def test_our_protocol_by_hand():
 
 
 def test_reference_protocol_by_hand():
-    results, calls = run(protocol="reference", decoding="paper")
+    results, calls = run(protocol="reference", decoding=None)  # the protocol's own decoding: the paper's
     assert calls[0]["max_new_tokens"] == 20 and calls[0]["eos_token_id"] is None  # 20 steps, not stopped at __end__
+    assert [type(c).__name__ for c in calls[0]["stopping_criteria"]] == ["EndInEveryRow"]  # the batch stop
     assert calls[0]["num_beams"] == 1 and calls[0]["do_sample"] is False and calls[0]["repetition_penalty"] == 1.0
     assert calls[0]["no_repeat_ngram_size"] == 0
     reference = results["reference_protocol"]

@@ -52,7 +52,8 @@ def test_pipeline_writes_every_stage_and_test_metrics(pipeline_run):
         assert summary["steps"] == 3
         assert (out / stage / "metrics.jsonl").read_text().count("\n") >= 2
     metrics = json.loads((out / "test_metrics.json").read_text())
-    assert set(metrics["recommendation"]) >= {"recall@1", "recall@10", "recall@50", "cold_start_recall@1", "dedup_recall@50"}
+    assert set(metrics["recommendation"]) >= {"recall@1", "recall@10", "recall@50", "cold_start_recall@1",
+                                              "dedup_turns_recall@50", "dedup_filtered_recall@50"}
     assert metrics["conversation"]["generated_replies"] == 1  # the fake test split has one recommender turn
     assert {"distinct-4", "distinct-4_per_sentence", "item_ratio", "bleu-4", "perplexity"} <= set(metrics["conversation"])
     assert "--- sample dialogue ---" in pipeline_run["stdout"]

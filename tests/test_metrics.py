@@ -25,10 +25,14 @@ def test_recall_all_cold_and_dedup():
     assert result["count"] == 3
     # cold start: only example 1 (empty context), which misses
     assert result["cold_start_count"] == 1 and result["cold_start_recall@2"] == 0.0
-    # dedup: example 2's target is in its context and is dropped; example 0 loses item 5 from
-    # the ranking, so its target moves to rank 1
-    assert result["dedup_count"] == 2
-    assert result["dedup_recall@1"] == pytest.approx(1 / 2)
+    # dedup_turns: example 2's target is in its context and is dropped; the rankings are kept, so
+    # example 0's target stays at rank 2 (behind context item 5)
+    assert result["dedup_turns_count"] == 2
+    assert result["dedup_turns_recall@1"] == 0.0 and result["dedup_turns_recall@2"] == pytest.approx(1 / 2)
+    # dedup_filtered: the same examples, and example 0 loses item 5 from the ranking, so its
+    # target moves to rank 1
+    assert result["dedup_filtered_count"] == 2
+    assert result["dedup_filtered_recall@1"] == pytest.approx(1 / 2)
 
 
 def test_recall_without_context_items_and_incremental_batches():
@@ -80,6 +84,43 @@ def test_bleu_identical_and_disjoint():
     assert partial["bleu-1"] == pytest.approx(0.5)
 
 
+
+BLEU_PAIRS = [  # (reply, human reply)
+    ("i like this movie a lot", "i like this movie"),
+    ("have you seen it", "have you seen the matrix"),  # no 4-gram match: unsmoothed ~0, smoothed .078
+    ("a b x y", "a b c d"),
+    ("hi", "hello there"),
+]
+
+
+def test_bleu_is_nltk_unsmoothed_sentence_bleu():
+    """The default ``bleu-n`` is the reference code's ``sentence_bleu([ref], hyp, weights)`` with no
+    smoothing; the smoothed form comes only with the "smoothed" config, under its own keys."""
+    import warnings
+
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    replies, humans = [p.split() for p, _ in BLEU_PAIRS], [r.split() for _, r in BLEU_PAIRS]
+    result = load("kgsf_bleu").compute(predictions=replies, references=humans)
+    assert not any(key.endswith("_smoothed") for key in result)
+    weights = {1: (1, 0, 0, 0), 2: (0, 1, 0, 0), 3: (0, 0, 1, 0), 4: (0, 0, 0, 1)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for n, w in weights.items():
+            expected = sum(sentence_bleu([h], r, weights=w) for r, h in zip(replies, humans)) / len(replies)
+            assert result[f"bleu-{n}"] == pytest.approx(expected, abs=1e-12), n
+    one = load("kgsf_bleu").compute(predictions=["a b x y"], references=["a b c d"])  # worked by hand
+    assert one["bleu-1"] == pytest.approx(2 / 4) and one["bleu-2"] == pytest.approx(1 / 3)
+    assert one["bleu-3"] < 1e-300 and one["bleu-4"] < 1e-300  # no 3-gram matches: zero, not smoothed
+    smoothed = load("kgsf_bleu", "smoothed").compute(predictions=["a b x y"], references=["a b c d"])
+    assert smoothed["bleu-3"] == one["bleu-3"]  # the default keys stay unsmoothed
+    assert smoothed["bleu-3_smoothed"] == pytest.approx(0.1 / 2)  # method 1: epsilon 0.1 over 2 trigrams
+    pair = load("kgsf_bleu", "smoothed").compute(predictions=["have you seen it"], references=["have you seen the matrix"])
+    assert pair["bleu-4"] < 1e-300 and pair["bleu-4_smoothed"] > 0.05  # where the two forms differ
+    assert pair["bleu-4_smoothed"] == pytest.approx(
+        sentence_bleu([["have", "you", "seen", "the", "matrix"]], ["have", "you", "seen", "it"], weights=(0, 0, 0, 1),
+                      smoothing_function=SmoothingFunction().method1))
+
 def test_perplexity():
     ppl = load("kgsf_perplexity")
     result = ppl.compute(predictions=[3.0, 1.0], references=[2, 2])
@@ -92,7 +133,8 @@ def test_perplexity():
 def test_recall_dedup_accepts_complete_short_rankings():
     recall = load("kgsf_recall", "protocols")
     result = recall.compute(predictions=[[7, 8, 9]], references=[9], context_items=[[7]], k_values=[1, 50], num_items=3)
-    assert result["dedup_recall@50"] == 1.0 and result["dedup_recall@1"] == 0.0
+    assert result["dedup_filtered_recall@50"] == 1.0 and result["dedup_filtered_recall@1"] == 0.0
+    assert result["dedup_turns_recall@1"] == 0.0 and result["dedup_turns_recall@50"] == 1.0
 
 
 def test_loop_rate():

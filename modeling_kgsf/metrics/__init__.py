@@ -6,11 +6,11 @@ an installed copy without the Hub::
     from modeling_kgsf.metrics import load_metric, metric_path
     recall = load_metric("kgsf_recall", "protocols")            # or evaluate.load(metric_path("kgsf_recall"), "protocols")
 
-* ``kgsf_recall``: Recall@k (all / cold start / dedup protocols)
+* ``kgsf_recall``: Recall@k (all / cold start / dedup_turns / dedup_filtered protocols)
 * ``kgsf_distinct``: Distinct-n, ratio and per-reply forms
 * ``kgsf_item_ratio``: share of replies naming an item, items per reply, recommendation-in-reply
 * ``kgsf_loop_rate``: share of replies that repeat a word 3-gram
-* ``kgsf_bleu``: BLEU-1..4
+* ``kgsf_bleu``: BLEU-1..4, unsmoothed as the reference (config ``smoothed`` adds ``bleu-n_smoothed``)
 * ``kgsf_perplexity``: perplexity from per-example negative log-likelihood sums
 """
 from __future__ import annotations

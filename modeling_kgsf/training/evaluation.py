@@ -2,29 +2,40 @@
 (``modeling_kgsf/metrics``, loadable with ``evaluate.load`` from an installed copy).
 
 * :func:`evaluate_recommendation`: Recall@1/10/50 on all examples, on cold-start examples and
-  with the dedup protocol (``metrics/kgsf_recall``, config ``protocols``).
+  under the two dedup protocols, ``dedup_turns`` and ``dedup_filtered`` (``metrics/kgsf_recall``,
+  config ``protocols``).
 * :func:`evaluate_conversation`: perplexity of the reference replies; with ``generate=True`` also
   generated replies scored by Distinct-n (both forms), item ratio, items per reply,
-  recommendation-in-reply, loop rate and BLEU-1..4; optionally the same figures for the human
-  replies of the same turns (the ceiling) and for the reference code's counting protocol.
+  recommendation-in-reply, loop rate and BLEU-1..4 (unsmoothed, as the reference); optionally the
+  same figures for the human replies of the same turns (the ceiling).
 
-Decoding (``decoding``): ``"default"`` calls ``generate`` with the model's own
-``generation_config`` (only ``max_new_tokens`` is set); ``"paper"`` with
-``modeling_kgsf.generation_kgsf.PAPER_DECODING`` (plain greedy, no item slots, no repetition
-control: the paper's decoding).
+A generated reply is the product of two independent choices, so that any of the four cells
+{paper, default} decoding x {reference, ours} counting can be asked for:
 
-Counting protocols (``protocol``):
+* **decoding** (``decoding``): ``"default"`` calls ``generate`` with the model's own
+  ``generation_config`` (item slots, repetition controls); ``"paper"`` with
+  ``modeling_kgsf.generation_kgsf.PAPER_DECODING`` (plain greedy, items only through the copy
+  distribution, no item slots, no repetition control: the paper's decoding).
+* **counting** (``counting``): how long replies are decoded and which tokens are counted.
 
-* ``"ours"``: replies stop at the first ``__end__``; every generated turn counts (all test replies
-  with ``generation_examples=-1``); Distinct-n in both forms (unique/all n-grams, and unique
-  n-grams per reply).
-* ``"reference"``: as RUCAIBox/KGSF counts: 20 decoding steps that do not stop at ``__end__``, and
-  every token but pad/start/end is kept, also those generated **after** ``__end__``
-  (``vector2sentence`` keeps ids > 3); Distinct-n is unique n-grams over all replies divided by
-  the number of replies (``distinct-n_per_sentence``). These figures (and the other metrics
-  counted on the same raw replies) go to ``results["reference_protocol"]``; the main figures are
-  then those of the same 20-step replies cut at ``__end__`` (with greedy decoding the tokens up to
-  the first ``__end__`` are the same whether or not decoding stops there; not so with beams).
+  - ``"ours"``: at most ``max_new_tokens`` (default 30) tokens, each row stops at its ``__end__``,
+    replies are cut at the first ``__end__``; Distinct-n in both forms (unique/all n-grams, and
+    unique n-grams per reply).
+  - ``"reference"``: as RUCAIBox/KGSF (``model.py`` ``decode_greedy``, ``run.py`` ``val``,
+    ``vector2sentence``, ``metrics_cal_gen``): at most 20 decoding steps; a row does not stop at
+    its ``__end__``, the *batch* stops once every row has emitted one
+    (:class:`EndInEveryRow`), so what a row holds after its ``__end__`` depends on the other
+    rows of its batch: generation runs in batches of the reference's 32 rows
+    (``REFERENCE_BATCH_SIZE``, the reference's ``--batch_size``); every token but pad/start/end is
+    kept, also those after ``__end__`` (``vector2sentence`` keeps ids > 3 and unk); Distinct-n is
+    unique n-grams over all replies divided by the number of replies
+    (``distinct-n_per_sentence``); BLEU on the same tokens. These figures (and the other metrics
+    counted on the same replies) go to ``results["reference_protocol"]``; the main figures are
+    then those of the same replies cut at their first ``__end__``.
+
+``protocol`` names a cell: ``"ours"`` = default decoding, our counting (the default);
+``"reference"`` = the paper's decoding, the reference's counting. An explicit ``decoding`` or
+``counting`` overrides the protocol's.
 
 Both evaluations run under Accelerate: every process scores its shard and the results are
 gathered with ``gather_for_metrics`` (which drops the examples repeated to even out the last
@@ -36,19 +47,29 @@ that many batches.
 from __future__ import annotations
 
 import inspect
+import json
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.utils import logging
 
 from ..generation_kgsf import PAPER_DECODING
 from ..metrics import load_metric
 
+logger = logging.get_logger(__name__)
+
 K_VALUES = (1, 10, 50)
 REC_INPUTS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 DECODINGS = ("default", "paper")
-PROTOCOLS = ("ours", "reference")
+COUNTINGS = ("ours", "reference")
+#: protocol -> (decoding, counting)
+PROTOCOL_CELLS = {"ours": ("default", "ours"), "reference": ("paper", "reference")}
+PROTOCOLS = tuple(PROTOCOL_CELLS)
 REFERENCE_STEPS = 20  # the reference code decodes greedily for maxlen=20 steps
+REFERENCE_BATCH_SIZE = 32  # the reference's --batch_size default, also its test batches (run.py)
 DEFAULT_MAX_NEW_TOKENS = 30  # the reference replies are cut to 30 tokens
 TARGETS_KEY = "target_entity_ids"
 
@@ -59,10 +80,11 @@ def _without_padding(rows: torch.Tensor, pad: int) -> list[list[int]]:
 
 @torch.no_grad()
 def evaluate_recommendation(model, dataloader, accelerator, k_values=K_VALUES) -> dict:
-    """Recall@k (all / cold start / dedup) over a dataloader of recommendation batches.
+    """Recall@k (all / cold start / dedup_turns / dedup_filtered) over a dataloader of
+    recommendation batches.
 
     The model must return ``rec_logits`` (B, n_item). Rankings are cut at ``max(k)`` plus the
-    number of context items, which is what the dedup protocol needs after removing them.
+    number of context items, which is what ``dedup_filtered`` needs after removing them.
     """
     max_k = max(k_values)
     rankings, targets, context_items = [], [], []
@@ -121,18 +143,67 @@ def decoding_kwargs(model, decoding: str = "default") -> dict:
             if hasattr(model.generation_config, key) or key in accepted}
 
 
-def generation_settings(model, decoding: str = "default", protocol: str = "ours", max_new_tokens: int | None = None) -> dict:
-    """The ``generate`` keyword arguments of a decoding and a counting protocol: the decoding's
-    (:func:`decoding_kwargs`) plus ``max_new_tokens`` (``ours``: ``max_new_tokens``, default 30;
-    ``reference``: 20 steps and ``eos_token_id=None``, so that decoding goes on after ``__end__``)."""
+def protocol_cell(protocol: str = "ours", decoding: str | None = None, counting: str | None = None) -> tuple[str, str]:
+    """``(decoding, counting)`` of a protocol (:data:`PROTOCOL_CELLS`), either one overridden when given."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    decoding = decoding or PROTOCOL_CELLS[protocol][0]
+    counting = counting or PROTOCOL_CELLS[protocol][1]
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
+    if counting not in COUNTINGS:
+        raise ValueError(f"counting must be one of {COUNTINGS}, got {counting!r}")
+    return decoding, counting
+
+
+def generation_settings(model, decoding: str | None = None, protocol: str = "ours", max_new_tokens: int | None = None,
+                        counting: str | None = None) -> dict:
+    """The ``generate`` keyword arguments of a cell (:func:`protocol_cell`), JSON-serialisable: the
+    decoding's (:func:`decoding_kwargs`) plus the counting's length (``ours``: ``max_new_tokens``,
+    default 30; ``reference``: 20 steps and ``eos_token_id=None``, so that a row goes on after its
+    ``__end__``; :func:`evaluate_conversation` adds the batch stop, :class:`EndInEveryRow`)."""
+    decoding, counting = protocol_cell(protocol, decoding, counting)
     kwargs = decoding_kwargs(model, decoding)
-    if protocol == "reference":
+    if counting == "reference":
         kwargs.update(max_new_tokens=REFERENCE_STEPS, eos_token_id=None)
     else:
         kwargs["max_new_tokens"] = max_new_tokens or DEFAULT_MAX_NEW_TOKENS
     return kwargs
+
+
+class EndInEveryRow(StoppingCriteria):
+    """The reference's batch stop (``decode_greedy``: ``all_finished``): every row is done once every
+    row of the batch holds ``end_token_id``; until then no row stops, also after its own end token.
+    (No ``eos_token_id`` attribute: ``generate`` must not pad the rows that have ended.)"""
+
+    def __init__(self, end_token_id: int):
+        self.end_token_id = int(end_token_id)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        ended = (input_ids == self.end_token_id).any(dim=-1)  # (B,)
+        return ended.all().expand_as(ended)
+
+
+def reference_stopping(tokenizer) -> StoppingCriteriaList:
+    """The ``stopping_criteria`` of the reference counting: :class:`EndInEveryRow` on the end token."""
+    return StoppingCriteriaList([EndInEveryRow(tokenizer.eos_token_id)])
+
+
+def generate_in_batches(model, inputs: dict, kwargs: dict, batch_size: int | None, pad_token_id: int) -> torch.Tensor:
+    """``model.generate(**inputs, **kwargs)`` on consecutive chunks of ``batch_size`` rows (None: all
+    at once; per-row tensors of ``kwargs`` such as ``item_scores`` are cut the same way), the
+    outputs right-padded with ``pad_token_id`` to one width."""
+    rows = inputs["input_ids"].shape[0]
+    if batch_size is None or rows <= batch_size:
+        return model.generate(**inputs, **kwargs)
+
+    def chunk(values: dict, start: int) -> dict:
+        return {key: value[start: start + batch_size] if torch.is_tensor(value) and value.dim() and value.shape[0] == rows
+                else value for key, value in values.items()}
+
+    parts = [model.generate(**chunk(inputs, start), **chunk(kwargs, start)) for start in range(0, rows, batch_size)]
+    width = max(part.shape[1] for part in parts)
+    return torch.cat([F.pad(part, (0, width - part.shape[1]), value=pad_token_id) for part in parts])
 
 
 def item_entities_of_tokens(tokenizer, item_token_vocab_mask, movie_id_to_entity: dict) -> dict[str, int]:
@@ -181,23 +252,34 @@ def reply_metrics(replies: list[list[str]], references: list[list[str]] | None =
 @torch.no_grad()
 def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: bool = True,
                           max_generation_batches: int | None = None, generation_kwargs: dict | None = None,
-                          item_tokens: list[str] | None = None, samples: list | None = None, decoding: str = "default",
+                          item_tokens: list[str] | None = None, samples: list | None = None, decoding: str | None = None,
                           protocol: str = "ours", max_new_tokens: int | None = None,
-                          item_entities: dict[str, int] | None = None, human: bool = False) -> dict:
+                          item_entities: dict[str, int] | None = None, human: bool = False, counting: str | None = None,
+                          generation_batch_size: int | None = None) -> dict:
     """Perplexity of the reference replies, and generation metrics on generated replies.
 
     ``max_generation_batches`` bounds how many batches are generated for (generation is the slow
-    part on a CPU); perplexity always uses the whole dataloader. ``decoding`` and ``protocol``: see
-    the module. ``max_new_tokens`` (protocol ``ours``; default 30) bounds the replies; the
-    reference protocol always decodes 20 steps. ``generation_kwargs`` are passed to ``generate``
-    over the decoding's. ``item_entities`` (``{"@<movieId>": entity id}``, see
-    :func:`item_entities_of_tokens`) defines the item tokens and, with batches from
-    :func:`conversation_dataloader`, gives recommendation-in-reply. ``human=True`` adds
-    ``results["human"]``: the same figures for the human replies of the generated turns (the
-    ceiling). ``samples``, when a list, receives ``(context tokens, reference, generated)`` triples.
+    part on a CPU); perplexity always uses the whole dataloader. ``protocol``, ``decoding`` and
+    ``counting``: see the module (a cell; by default ours). ``max_new_tokens`` (counting ``ours``;
+    default 30) bounds the replies; the reference counting decodes at most 20 steps.
+    ``generation_batch_size``: rows per ``generate`` call (default: the reference's 32 with the
+    reference counting, whose batch stop depends on the batch; each dataloader batch otherwise);
+    the dataloader's batches should then be a multiple of it, so that the generation batches are the
+    reference's consecutive runs of rows. ``generation_kwargs`` are passed to ``generate`` over the
+    cell's. ``item_entities`` (``{"@<movieId>": entity id}``, see :func:`item_entities_of_tokens`)
+    defines the item tokens and, with batches from :func:`conversation_dataloader`, gives
+    recommendation-in-reply. ``human=True`` adds ``results["human"]``: the same figures for the
+    human replies of the generated turns (the ceiling). ``samples``, when a list, receives
+    ``(context tokens, reference, generated)`` triples.
     """
+    decoding, counting = protocol_cell(protocol, decoding, counting)
+    reference = counting == "reference"
     unwrapped = accelerator.unwrap_model(model)
-    kwargs = {**generation_settings(unwrapped, decoding, protocol, max_new_tokens), **(generation_kwargs or {})}
+    kwargs = generation_settings(unwrapped, decoding, max_new_tokens=max_new_tokens, counting=counting)
+    if reference:
+        kwargs["stopping_criteria"] = reference_stopping(tokenizer)
+        generation_batch_size = generation_batch_size or REFERENCE_BATCH_SIZE
+    kwargs.update(generation_kwargs or {})
     if item_entities is not None and item_tokens is None:
         item_tokens = sorted(item_entities)
     tokens_of_entity = {}
@@ -217,7 +299,11 @@ def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: b
         nll_total += nll.tolist()
         token_total += count.tolist()
         if generate and (max_generation_batches is None or batch_index * accelerator.num_processes < max_generation_batches):
-            generated = unwrapped.generate(**inputs, **kwargs)
+            if reference and batch_index == 0 and first_batch_size % generation_batch_size:
+                logger.warning(f"reference counting: batches of {first_batch_size} rows are generated in runs of "
+                               f"{generation_batch_size}; the reference's batches are consecutive runs of {generation_batch_size} "
+                               f"rows of the split, matched only when the batch size is a multiple of {generation_batch_size}")
+            generated = generate_in_batches(unwrapped, inputs, kwargs, generation_batch_size, tokenizer.pad_token_id)
             generated = accelerator.pad_across_processes(generated, dim=1, pad_index=tokenizer.pad_token_id)
             labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
             contexts = accelerator.pad_across_processes(batch["input_ids"], dim=1, pad_index=tokenizer.pad_token_id)
@@ -230,14 +316,14 @@ def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: b
             for generated_ids, label_ids, context_ids, target_ids in zip(
                     generated.tolist(), labels.tolist(), contexts.tolist(), turn_targets.tolist()):
                 hypothesis = decode_reply(tokenizer, generated_ids)
-                reference = decode_reply(tokenizer, [t for t in label_ids if t != -100])
+                reply = decode_reply(tokenizer, [t for t in label_ids if t != -100])
                 hypotheses.append(hypothesis)
-                references.append(reference)
-                if protocol == "reference":
+                references.append(reply)
+                if reference:
                     raw_hypotheses.append(decode_reply(tokenizer, generated_ids, stop_at_end=False))
                 targets.append([token for entity in target_ids if entity >= 0 for token in tokens_of_entity.get(entity, [])])
                 if samples is not None:
-                    samples.append((decode_reply(tokenizer, context_ids), reference, hypothesis))
+                    samples.append((decode_reply(tokenizer, context_ids), reply, hypothesis))
     if max_generation_batches is not None and hypotheses:  # the same replies whatever the number of processes
         limit = max_generation_batches * first_batch_size
         hypotheses, references, raw_hypotheses, targets = hypotheses[:limit], references[:limit], raw_hypotheses[:limit], targets[:limit]
@@ -248,11 +334,36 @@ def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: b
         target_items = targets if has_targets else None
         results.update(reply_metrics(hypotheses, references, item_tokens, target_items))
         results["generated_replies"] = len(hypotheses)
-        if human:  # the human replies have nothing after __end__: the same figures under both protocols
+        if human:  # the human replies have nothing after __end__: the same figures under both countings
             results["human"] = reply_metrics(references, None, item_tokens, target_items)
-        if protocol == "reference":
-            results["reference_protocol"] = reply_metrics(raw_hypotheses, references, item_tokens, target_items)
+        if reference:
+            results["reference_protocol"] = {**reply_metrics(raw_hypotheses, references, item_tokens, target_items),
+                                             "generation_batch_size": generation_batch_size}
     return results
+
+
+def recorded_dataset(folder) -> dict:
+    """The dataset a model folder was trained on, as the folder records it: ``{"dataset": name,
+    "dataset_dir": folder or None, "source": file}`` from ``adaptation_report.json``, the model
+    card's data statistics (``README.md``) or the stage's ``data_statistics.json`` beside the folder,
+    the first that names one; ``{}`` when none does (older folders: ReDial)."""
+    folder = Path(str(folder))
+    candidates = [folder / "adaptation_report.json", folder / "README.md", folder.parent / "data_statistics.json"]
+    for path in candidates:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if path.suffix == ".md":  # the card's statistics: the first ```json block after "## Data"
+            block = text.partition("## Data")[2].partition("```json")[2].partition("```")[0]
+            text = block or "{}"
+        try:
+            record = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("dataset"):
+            return {"dataset": record["dataset"], "dataset_dir": record.get("dataset_dir"), "source": str(path)}
+    return {}
 
 
 def selection_score(metrics: dict, weights: dict[str, float]) -> float:
