@@ -14,10 +14,10 @@ import pytest
 from modeling_kgsf.training import write_model_card
 from modeling_kgsf.training.evaluation import recorded_dataset
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "examples"))
+from modeling_kgsf.training.evaluation import protocol_cell
+from modeling_kgsf.training.stages import DataArguments, follow_recorded_dataset
 
-import evaluate_kgsf  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 TINY_MODEL = {"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "num_bases": 2,
               "item_graph_encoder": "featureless", "mim_form": "contrastive"}
@@ -46,21 +46,28 @@ def test_the_record_of_a_folder(tmp_path):
     assert recorded_dataset(bare)["dataset_dir"] == str(books)
 
 
-def test_follow_model_flags(tmp_path):
+def test_follow_the_recorded_dataset(tmp_path):
     books = tmp_path / "books"
     books.mkdir()
     folder = card_folder(tmp_path / "a" / "best", {"dataset": "tiny-books", "dataset_dir": str(books)})
-    assert evaluate_kgsf.follow_model(["--model", str(folder)]) == ["--model", str(folder), "--dataset_dir", str(books)]
-    given = ["--model", str(folder), "--dataset_dir", "elsewhere"]
-    assert evaluate_kgsf.follow_model(given) == given  # the user's flag wins
+    follow_recorded_dataset(str(folder), args := DataArguments())
+    assert args.dataset_dir == str(books)
+    follow_recorded_dataset(str(folder), args := DataArguments(dataset_dir="elsewhere"))
+    assert args.dataset_dir == "elsewhere"  # the user's flag wins
     redial = card_folder(tmp_path / "r" / "best", {"dataset": "ReDial"})
-    assert evaluate_kgsf.follow_model([f"--model={redial}"]) == [f"--model={redial}"]
-    assert evaluate_kgsf.follow_model(["--model", str(redial), "--protocol", "reference"])[-2:] == ["--decoding", "paper"]
-    explicit = ["--model", str(redial), "--protocol", "reference", "--decoding", "default"]
-    assert evaluate_kgsf.follow_model(explicit) == explicit  # another cell, asked for
+    follow_recorded_dataset(str(redial), args := DataArguments())
+    assert args.dataset_dir is None
     missing = card_folder(tmp_path / "m" / "best", {"dataset": "INSPIRED", "dataset_dir": str(tmp_path / "gone")})
     with pytest.raises(SystemExit, match="trained on INSPIRED, not ReDial: pass --dataset_dir"):
-        evaluate_kgsf.follow_model(["--model", str(missing)])
+        follow_recorded_dataset(str(missing), DataArguments())
+
+
+def test_protocol_cells():
+    assert protocol_cell("ours") == ("default", "ours")
+    assert protocol_cell("reference") == ("paper", "reference")  # the reference's decoding comes with its counting
+    assert protocol_cell("reference", decoding="default") == ("default", "reference")  # another cell, asked for
+    with pytest.raises(ValueError, match="counting must be one of"):
+        protocol_cell("ours", counting="theirs")
 
 
 def test_missing_dataset_is_one_line_before_loading_data(tmp_path):

@@ -33,8 +33,9 @@ from ..configuration_kgsf import KGSFConfig
 from ..generation_kgsf import item_token_ids_from_vocab
 from ..modeling_kgsf import KGSFForConversationalRecommendation
 from ..tokenization_kgsf import KGSFTokenizer
-from .evaluation import (DECODINGS, PROTOCOLS, conversation_dataloader, evaluate_conversation, evaluate_recommendation,
-                         generation_settings, item_entities_of_tokens, parse_weights, selection_score)
+from .evaluation import (DECODINGS, REFERENCE_BATCH_SIZE, conversation_dataloader, evaluate_conversation, evaluate_recommendation,
+                         generation_settings, item_entities_of_tokens, parse_weights, protocol_cell, recorded_dataset,
+                         selection_score)
 from .model_card import config_summary, write_model_card
 from .trainer import StageTrainer, TrainingArguments, make_accelerator
 
@@ -438,13 +439,16 @@ class EvaluationArguments:
     batch_size: int = field(default=64, metadata={"help": "Examples per batch and process."})
     generation_examples: int = field(default=-1, metadata={
         "help": "Replies generated for the generation metrics: the split's first N turns (-1: all of them)."})
-    decoding: str = field(default="default", metadata={
-        "help": "'default': generate() with the model's generation_config (only max_new_tokens set); 'paper': "
-                "PAPER_DECODING (plain greedy, no item slots, no repetition control: the paper's decoding)."})
     protocol: str = field(default="ours", metadata={
-        "help": "'ours': replies stopped at __end__, Distinct-n as ratio and per reply; 'reference': also counts as "
-                "RUCAIBox/KGSF does (20 decoding steps, tokens after __end__ kept, unique n-grams per reply), written "
-                "under 'reference_protocol'."})
+        "help": "A decoding x counting cell: 'ours' = default decoding, our counting; 'reference' = the paper's decoding "
+                "with the reference's counting (RUCAIBox/KGSF: 20 steps, a batch of 32 stops once every row has emitted "
+                "__end__, ids after __end__ kept, unique n-grams per reply; written under 'reference_protocol')."})
+    decoding: str | None = field(default=None, metadata={
+        "help": "Overrides the protocol's decoding. 'default': generate() with the model's generation_config (item "
+                "slots, repetition controls); 'paper': PAPER_DECODING (plain greedy, items only through the copy "
+                "distribution, no slots, no repetition control)."})
+    counting: str | None = field(default=None, metadata={
+        "help": "Overrides the protocol's counting: 'ours' (replies stop at __end__) or 'reference'."})
     max_new_tokens: int | None = field(default=None, metadata={
         "help": "Longest generated reply with --protocol ours (default 30, the reference replies' cut); the reference "
                 "protocol always decodes 20 steps."})
@@ -496,16 +500,34 @@ def parse_generate_kwargs(text: str | None) -> dict:
     return kwargs
 
 
+def follow_recorded_dataset(model_folder: str, data_args: DataArguments) -> None:
+    """Evaluate a model on the dataset it was trained on: without ``--dataset_dir``, the generic-format
+    dataset the folder records (:func:`~.evaluation.recorded_dataset`) is used, or, when that folder is
+    not on this machine, a one-line error says which flag to pass, before any data is loaded."""
+    if data_args.dataset_dir:
+        return
+    record = recorded_dataset(model_folder)
+    if not record or record["dataset"] == "ReDial":
+        return
+    dataset_dir = record.get("dataset_dir")
+    if dataset_dir and Path(dataset_dir).is_dir():
+        print(f"[evaluate] {model_folder} was trained on {record['dataset']} ({Path(record['source']).name}): "
+              f"evaluating on --dataset_dir {dataset_dir}", file=sys.stderr)
+        data_args.dataset_dir = dataset_dir
+        return
+    where = f" (recorded as {dataset_dir}, not found here)" if dataset_dir else ""
+    sys.exit(f"error: {model_folder} was trained on {record['dataset']}, not ReDial: pass --dataset_dir with that dataset's folder{where}")
+
+
 def evaluate_model(argv=None) -> dict:
-    """Evaluate a trained folder on a split: recommendation (all / cold start / dedup) and
+    """Evaluate a trained folder on a split: recommendation (all / cold start / dedup_turns /
+    dedup_filtered) and
     conversation (perplexity; generation metrics of the model's replies and, as the ceiling, of the
     human replies of the same turns; with ``--protocol reference`` also the reference code's
     counting); prints the metrics and sample dialogues, writes them as JSON with ``--output``."""
     eval_args, data_args = parse_arguments(EvaluationArguments, DataArguments, argv=argv)
-    if eval_args.decoding not in DECODINGS:
-        raise ValueError(f"--decoding must be one of {DECODINGS}, got {eval_args.decoding!r}")
-    if eval_args.protocol not in PROTOCOLS:
-        raise ValueError(f"--protocol must be one of {PROTOCOLS}, got {eval_args.protocol!r}")
+    decoding, counting = protocol_cell(eval_args.protocol, eval_args.decoding, eval_args.counting)
+    follow_recorded_dataset(eval_args.model, data_args)
     extra_kwargs = parse_generate_kwargs(eval_args.generate_kwargs)
     accelerator = make_accelerator()
     torch.use_deterministic_algorithms(True, warn_only=True)  # the same metrics on every run (see TrainingArguments)
@@ -526,13 +548,14 @@ def evaluate_model(argv=None) -> dict:
                                                 data.resources.entities.movie_id_to_entity)
         set_seed(eval_args.seed)
         conversation = evaluate_conversation(model, loader, accelerator, data.tokenizer, max_generation_batches=batches,
-                                             samples=samples, decoding=eval_args.decoding, protocol=eval_args.protocol,
+                                             samples=samples, decoding=decoding, counting=counting,
                                              max_new_tokens=eval_args.max_new_tokens, item_entities=item_entities, human=True,
                                              generation_kwargs=extra_kwargs)
         results["generation"] = {
-            "decoding": eval_args.decoding, "protocol": eval_args.protocol, "turns": len(rows),
-            "generate_kwargs": {**generation_settings(accelerator.unwrap_model(model), eval_args.decoding, eval_args.protocol,
-                                                      eval_args.max_new_tokens), **extra_kwargs},
+            "protocol": eval_args.protocol, "decoding": decoding, "counting": counting, "turns": len(rows),
+            **({"generation_batch_size": REFERENCE_BATCH_SIZE} if counting == "reference" else {}),
+            "generate_kwargs": {**generation_settings(accelerator.unwrap_model(model), decoding, max_new_tokens=eval_args.max_new_tokens,
+                                                      counting=counting), **extra_kwargs},
         }
         if "human" in conversation:
             results["human_replies"] = conversation.pop("human")
