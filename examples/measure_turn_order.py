@@ -3,7 +3,8 @@
 k-fold cross-validation over the ordered *training* conversations (the release's 500, CFCRS and
 lmh85; validation and test never enter): each conversation is split into the two message lists the
 zip holds, rebuilt by models fitted on the other folds, and compared with its true order. Also
-reported: the baselines (strict alternation, relative-position merge; keyword role rule), the check
+reported: the baselines (strict alternation, relative-position merge; keyword role rule), the
+loader's method (``default_method``) with ``rec_turn_item_sets_exact`` for every method, the check
 of lmh85's text against the originals, and the statistics of every train source of
 ``load_redial``. Writes ``docs/results/turn_order.json``.
 
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ordered_examples": len(ordered.examples),
         "ordered_examples_per_source": per_source,
         "ordered_sources": ordered.stats,
+        "default_method": f"{turn_order.DEFAULT_METHOD}+learned_role",
         "cross_validation": cross_validation,
         "lmh85_check": turn_order.check_lmh85(root, train + validation),
         "merge_feature_weights": dict(zip(turn_order.merge_feature_names(), [round(float(w), 3) for w in turn_order.MergeModel.fit(ordered.examples).theta])),
@@ -70,7 +72,9 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({name: {k: v for k, v in m.items() if k != "counts"} for name, m in cross_validation.items()}, indent=2))
+    keys = ("role_accuracy", "rec_turn_item_sets_exact", "rec_turn_samples_exact", "message_position_accuracy", "turn_boundary_f1")
+    print(json.dumps({name: {k: m.get(k) for k in keys} for name, m in cross_validation.items()}, indent=2))
+    print(f"default method: {result['default_method']}")
     print(f"wrote {out}")
     return result
 

@@ -96,6 +96,84 @@ def test_rec_samples_and_leak_metrics():
     assert right["rec_turn_samples_exact"] == right["rec_samples_exact"] == 1.0
 
 
+def test_next_message_merge_recovers_an_order_the_relative_position_merge_gets_wrong():
+    example = _example()
+    assert T.relative_position_order(example.lists) != example.order
+    model = T.fit_models(_training_examples(), ("next_message", "next_message_mbr"))
+    for method in ("next_message", "next_message_mbr"):
+        assert model.reconstruct(example.lists, method) == (example.order, 0)
+    # the recommender's list first (the seeker's first message dropped): still recovered
+    swapped = _example([(1 - s, t) for s, t in CONVERSATION[1:]], seeker=1)
+    assert model.reconstruct(swapped.lists, "next_message_mbr") == (swapped.order, 1)
+    with pytest.raises(ValueError, match="unknown turn-order method"):
+        model.reconstruct(example.lists, "nonsense")
+
+
+def test_best_path_and_run_probabilities_are_exact_on_a_toy_lattice():
+    true = [0, 0, 1, 0, 1, 1, 0]
+    n = (true.count(0), true.count(1))
+    switches = {}  # (i, j, last) -> does the true order switch there?
+    position, last = [0, 0], None
+    for side in true:
+        if last is not None:
+            switches[position[0], position[1], last] = side != last
+        last, position[side] = side, position[side] + 1
+    logit = lambda i, j, last: 4.0 if switches.get((i, j, last)) else -4.0  # noqa: E731
+    assert T._best_path(n, logit, [0.0] * 4) == true
+    # every message lies in exactly one run: the run probabilities covering it sum to 1
+    switch = {(i, j, last, run): 1 / (1 + 2.718281828 ** -logit(i, j, last)) for i in range(n[0]) for j in range(n[1]) for last in (0, 1) for run in (1, 2, 3)}
+    for side in (0, 1):
+        runs = T._run_probabilities(n, switch, side)
+        for k in range(n[side]):
+            assert sum(p for (a, b, _), p in runs.items() if a <= k <= b) == pytest.approx(1.0)
+        assert max(runs, key=runs.get) == ((0, 1, 0) if side == 0 else (0, 0, 2))
+
+
+def test_item_sets_metric_counts_item_sets_not_other_entities():
+    example = _example()
+
+    class Link:
+        items = {111, 222, 333, 444}
+
+        def __call__(self, text):
+            ids = [int(t[1:]) for t in text.split() if t.startswith("@")]
+            return ids + ([999] if "Jim Carrey" in text else []), ids
+
+    # "and anything with Jim Carrey" (non-item entity 999) after the recommender's "Have you seen @333 ?":
+    # every recommender turn keeps its messages and item sets; all but the first see the entities in
+    # another order (or without 999), so their full rows differ
+    moved = [0, 1, 0, 1, 0, 0, 1, 0, 1, 0]
+    metrics = T.evaluate([example], [(moved, 0)], Link())
+    assert metrics["rec_turn_item_sets_exact"] == 1.0 and metrics["rec_turn_samples_exact"] == 0.25
+    # "I like @111 and @222" after the recommender's question: its turn gains 111 and 222 in context
+    early = [0, 0, 0, 1, 1, 0, 1, 0, 1, 0]
+    metrics = T.evaluate([example], [(early, 0)], Link())
+    assert metrics["counts"]["samples_true"] == 4 and metrics["counts"]["item_sets_exact"] == 2
+    assert metrics["rec_turn_item_sets_exact"] == 0.5
+    assert T.evaluate([example], [(example.order, 0)], Link())["rec_turn_item_sets_exact"] == 1.0
+
+
+def test_cross_validation_never_fits_on_the_held_out_fold(monkeypatch):
+    examples = _training_examples(6)
+    for number, example in enumerate(examples):
+        example.conversation_id = f"c{number}"
+    fitted = []
+    real_fit = T.fit_models
+
+    def recording_fit(train, methods=T.MERGE_METHODS):
+        fitted.append({e.conversation_id for e in train})
+        return real_fit(train, methods)
+
+    monkeypatch.setattr(T, "fit_models", recording_fit)
+    result = T.cross_validate(examples, k=3)
+    assert len(fitted) == 3
+    for held, train_ids in zip(T.folds(len(examples), 3), fitted):
+        held_ids = {examples[n].conversation_id for n in held}
+        assert not held_ids & train_ids and len(held_ids | train_ids) == len(examples)
+    assert f"{T.DEFAULT_METHOD}+learned_role" in result
+    assert all(m["conversations"] == len(examples) for m in result.values())
+
+
 def test_held_out_texts_exclude_duplicates_but_not_stock_phrases():
     held = {"test": [{"conversationId": "t1", "messages": [{"text": t, "senderWorkerId": s} for s, t in CONVERSATION]}]}
     held["test"] += [{"conversationId": f"g{k}", "messages": [{"text": "Hi, what kind of movies do you like?", "senderWorkerId": 1}]} for k in range(10)]
@@ -141,6 +219,7 @@ def test_real_default_train_split_is_large_and_disjoint_from_validation_and_test
     root, validation, test, _ = real
     dataset, statistics = load_redial(root, return_statistics=True)
     assert statistics["train_source"] == "reconstructed"
+    assert statistics["turn_order"]["method"] == T.DEFAULT_METHOD
     assert statistics["train"]["conversations"] >= 8500
     train_ids = set(dataset["train"]["conversation_id"])
     assert not train_ids & {c["conversationId"] for c in validation + test}
