@@ -16,6 +16,14 @@ Measures, on a trained folder (any stage's ``best/``):
   ``min(10, its items)`` (the attainable share; the raw share over 10 is given too);
 * **love / hate**: "I love <genre> movies" vs "I hate <genre> movies, something else": the share
   of that genre's items in the top 10;
+* **like <film>**: for every film the graph gives a genre or subject (relations named in
+  ``GENRE_RELATIONS``), "Can you recommend something like <title>?" -> the share of the top 10
+  that share a genre or subject with the film, and the share whose graph genres share none;
+* **probability floor**: over all the synthetic requests above, the top-10 items whose recommender
+  probability is below :data:`FLOOR` (counted per ranking: the recommender alone, the former
+  additive term over all items, the default re-ranking of the recommender's top N), and the
+  ``candidates`` sweep (N) for KG-consistency and the like-<film> share;
+* **issue requests**: the top 10 of the requests of issues #25 and #27, per ranking;
 * **official recall@1/10/50** on the test split (rows of ``datasets_scripts.redial.load_redial``),
   without and with the ranking term, and on the validation split for the weight sweep (the
   defaults were chosen on validation and on the synthetic requests only, never on test).
@@ -41,6 +49,25 @@ from modeling_kgsf.linking_kgsf import EntityLinker, name_from_uri
 ROOT = Path(__file__).resolve().parents[1]
 ANNOTATED = "wxl1999-CFCRS/data/redial/valid_data.jsonl"
 WEIGHTS = (0.0, 2.0, 4.0, 8.0, 12.0)
+CANDIDATES = (20, 50, 100, 200, 500, 0)  # N of the pool the graph terms re-order (0: every item, the former additive term)
+# Floor on the recommender's probability of a top-10 item: the uniform share 1 / n_item (.000144 on
+# ReDial's 6,924 items). Below it the recommender finds the item less likely than a blind pick for
+# this context: such an item is in the top 10 through the graph alone (the issue's "Invincible"
+# at .0000 for "like The Lord of the Rings"). A trained recommender's own top 10 is far above it.
+FLOOR_TIMES_UNIFORM = 1.0
+RANKINGS = {  # name -> (proximity weight, negative weight, candidates); None: the defaults
+    "recommender_alone": (0.0, 0.0, None),
+    "additive_all_items": (None, None, 0),
+    "default": (None, None, None),
+}
+ISSUE_REQUESTS = {
+    "fantasy_like_lotr": ["Can you recommend a fantasy movie? Something like The Lord of the Rings."],
+    "harry_potter_son": ["My son loves Harry Poter, anything similar?"],
+    "sci_fi_time_travel": ["I'm looking for a good sci-fi movie", "Have you seen Interstellar?", "Yes, I loved it!",
+                           "Then try Inception.", "Anything with time travel?"],
+    "hate_horror": ["I hate horror movies. I want something uplifting and funny."],
+    "knives_out_joker": ["I liked Knives Out and Joker, any mystery thriller?"],
+}
 _MOVIE = re.compile(r"@(\d+)")
 _YEAR_SUFFIX = re.compile(r"\s*\(\s*\d{4}\s*\)\s*$")
 
@@ -159,8 +186,9 @@ class Scorer:
 
     def __init__(self, crs: ConversationalRecommender, batch_size: int = 64):
         self.crs, self.batch_size = crs, batch_size
-        kgsf = crs.model.kgsf
-        self.proximity = prefs.GraphProximity.from_graph(kgsf.dbpedia_edge_index, kgsf.dbpedia_edge_type, kgsf.item_entity_ids, crs.model.config.n_entity)
+        self.proximity = crs.proximity  # the pipeline's own, genres included
+        self.floor = FLOOR_TIMES_UNIFORM / crs.model.config.n_item
+        self.floor_counts: dict[str, list[int]] = {}  # ranking -> [top-10 items below the floor, top-10 items, requests with one]
 
     def logits(self, rows: list[dict]) -> torch.Tensor:
         out = []
@@ -185,12 +213,32 @@ class Scorer:
             rejected_sets.append(rejected)
         return rows, rejected_sets, self.logits(rows)
 
-    def top(self, logits: torch.Tensor, row: dict, rejected: set[int], weight: float, negative_weight: float, k: int = 10) -> list[int]:
-        ranking = prefs.adjust_scores(logits, self.proximity, row["context_entities"], rejected, weight, negative_weight)
+    def top(self, logits: torch.Tensor, row: dict, rejected: set[int], weight: float, negative_weight: float, k: int = 10,
+            candidates: int = prefs.DEFAULT_CANDIDATES) -> list[int]:
         index = self.crs.item_index_of_entity
         mentioned = [index[e] for e in row.get("mentioned_items", row["context_items"]) if e in index]
+        ranking = prefs.adjust_scores(logits, self.proximity, row["context_entities"], rejected, weight, negative_weight,
+                                      candidates=candidates, excluded=mentioned)
         ranking[mentioned] = float("-inf")
         return torch.topk(ranking, k).indices.tolist()
+
+    def ranked(self, name: str, logits: torch.Tensor, row: dict, rejected: set[int]) -> list[int]:
+        """The top 10 of one of :data:`RANKINGS`, counted against the floor."""
+        weight, negative_weight, candidates = RANKINGS[name]
+        top = self.top(logits, row, rejected, prefs.DEFAULT_PROXIMITY_WEIGHT if weight is None else weight,
+                       prefs.DEFAULT_NEGATIVE_WEIGHT if negative_weight is None else negative_weight,
+                       candidates=prefs.DEFAULT_CANDIDATES if candidates is None else candidates)
+        below = int((torch.softmax(logits.float(), -1)[top] < self.floor).sum())
+        counts = self.floor_counts.setdefault(name, [0, 0, 0])
+        counts[0] += below
+        counts[1] += len(top)
+        counts[2] += below > 0
+        return top
+
+    def floor_report(self) -> dict:
+        return {"floor": round(self.floor, 6), "floor_rule": f"{FLOOR_TIMES_UNIFORM:g} / n_item",
+                **{name: {"top10_items_below_floor": below, "top10_items": total, "requests_with_one": requests}
+                   for name, (below, total, requests) in self.floor_counts.items()}}
 
 
 def kg_consistency(scorer: Scorer, crs, relation: str, template: str, min_items: int, max_entities: int, weights) -> dict:
@@ -228,7 +276,61 @@ def kg_consistency(scorer: Scorer, crs, relation: str, template: str, min_items:
             raw.append(hits / 10)
         result[f"weight={weight:g}"] = {"kg_consistency@10": round(sum(consistency) / max(1, len(consistency)), 4),
                                         "raw_share@10": round(sum(raw) / max(1, len(raw)), 4)}
+    for candidates in CANDIDATES:
+        consistency = []
+        for (entity, _), row, rej, logit in zip(chosen, rows, rejected, logits):
+            items = set(scorer.proximity.items_of(entity).tolist())
+            top = scorer.top(logit, row, rej, prefs.DEFAULT_PROXIMITY_WEIGHT, prefs.DEFAULT_NEGATIVE_WEIGHT, candidates=candidates)
+            consistency.append(sum(i in items for i in top) / min(10, len(items)))
+        result[f"default_weight_candidates={candidates}"] = {"kg_consistency@10": round(sum(consistency) / max(1, len(consistency)), 4)}
+    for row, rej, logit in zip(rows, rejected, logits):
+        for name in RANKINGS:
+            scorer.ranked(name, logit, row, rej)
     return result
+
+
+def like_film(scorer: Scorer, crs, max_films: int) -> dict:
+    """"Can you recommend something like <title>?" for the films the graph gives a genre or subject:
+    the share of the top 10 sharing one with the film (``genre_share@10``), and the share whose
+    graph genres share none (``other_genre_share@10``; items without genres count in neither)."""
+    proximity = scorer.proximity
+    items = crs.model.kgsf.item_entity_ids.tolist()
+    films = [entity for entity in items if len(proximity.genres_of(entity))]
+    random.Random(0).shuffle(films)
+    films = films[:max_films]
+    result = {"films_with_genres": int(proximity.has_genres().sum()), "items": len(items), "films": len(films),
+              "template": "Can you recommend something like {title}?"}
+    if not films:
+        return result
+    rows, rejected, logits = scorer.requests([f"Can you recommend something like {crs.entity_name(e)}?" for e in films])
+    result["linked"] = round(sum(e in row["context_entities"] for e, row in zip(films, rows)) / len(films), 4)
+    has_genres = proximity.has_genres()
+    settings = {name: (name, None) for name in RANKINGS}
+    settings.update({f"default_weight_candidates={n}": (None, n) for n in CANDIDATES})
+    for label, (name, candidates) in settings.items():
+        same, other = [], []
+        for film, row, rej, logit in zip(films, rows, rejected, logits):
+            if name is not None:
+                top = scorer.ranked(name, logit, row, rej)
+            else:
+                top = scorer.top(logit, row, rej, prefs.DEFAULT_PROXIMITY_WEIGHT, prefs.DEFAULT_NEGATIVE_WEIGHT, candidates=candidates)
+            genres = proximity.genres_of(film).tolist()
+            sharing = set().union(*(proximity.items_of(g).tolist() for g in genres))
+            same.append(sum(i in sharing for i in top) / 10)
+            other.append(sum(bool(has_genres[i]) and i not in sharing for i in top) / 10)
+        result[label] = {"genre_share@10": round(sum(same) / len(same), 4), "other_genre_share@10": round(sum(other) / len(other), 4)}
+    return result
+
+
+def issue_requests(crs) -> dict:
+    """The top 10 of the requests of issues #25 and #27 under each ranking of :data:`RANKINGS`."""
+    out = {}
+    for label, turns in ISSUE_REQUESTS.items():
+        out[label] = {"turns": turns}
+        for name, (weight, negative_weight, candidates) in RANKINGS.items():
+            ranked = crs.recommend(turns, k=10, explain=False, proximity_weight=weight, negative_weight=negative_weight, candidates=candidates)
+            out[label][name] = [f"{r.title} ({r.score:.4f})" for r in ranked]
+    return out
 
 
 GENRE_WORDS = ("horror", "comedy", "romance", "action", "thriller", "drama", "animation", "documentary", "science fiction",
@@ -254,14 +356,19 @@ def love_hate(scorer: Scorer, crs, weight: float, negative_weight: float) -> dic
                 rows = [crs.context_row([t]) for t in batch]
                 rejected, logits, w, nw = [set() for _ in batch], scorer.logits(rows), 0.0, 0.0
             shares = [len(set(scorer.top(l, r, rej, w, nw)) & ref) / 10 for r, rej, l, ref in zip(rows, rejected, logits, reference)]
+            if negation:
+                for r, rej, l in zip(rows, rejected, logits):
+                    for name in RANKINGS:
+                        scorer.ranked(name, l, r, rej)
             out[f"{label}_{setting}"] = {"genre_share@10": round(sum(shares) / len(shares), 4),
                                          "rows_with_rejections": sum(bool(r) for r in rejected)}
     return out
 
 
-def official_recall(scorer: Scorer, split_rows, weights, negation: bool) -> dict:
+def official_recall(scorer: Scorer, split_rows, weights, negation: bool, candidates=(prefs.DEFAULT_CANDIDATES,)) -> dict:
     """Recall@1/10/50 over (turn, target item) pairs, all items ranked (the official protocol), for
-    each proximity weight; with ``negation`` every context turn is read as the seeker's."""
+    each proximity weight and pool size (``candidates``; the key names it when it is not the
+    default); with ``negation`` every context turn is read as the seeker's."""
     crs = scorer.crs
     rows = [dict(row) for row in split_rows if row["target_items"]]
     rejected_sets = []
@@ -284,17 +391,20 @@ def official_recall(scorer: Scorer, split_rows, weights, negation: bool) -> dict
     index = crs.item_index_of_entity
     result = {"rows": len(rows), "pairs": sum(len(r["target_items"]) for r in rows), "rows_with_rejections": sum(bool(r) for r in rejected_sets)}
     for weight in weights:
-        hits = {1: 0, 10: 0, 50: 0}
-        pairs = 0
-        for row, rejected, logit in zip(rows, rejected_sets, logits):
-            ranking = prefs.adjust_scores(logit, scorer.proximity, row["context_entities"], rejected, weight, prefs.DEFAULT_NEGATIVE_WEIGHT if negation else 0.0)
-            top = torch.topk(ranking, 50).indices.tolist()
-            for target in row["target_items"]:
-                pairs += 1
-                position = top.index(index[target]) if index.get(target) in top else 99
-                for k in hits:
-                    hits[k] += position < k
-        result[f"weight={weight:g}"] = {f"recall@{k}": round(v / max(1, pairs), 4) for k, v in hits.items()}
+        for pool in candidates[:1] if weight == 0 else candidates:  # no graph term: every pool gives the same order
+            hits = {1: 0, 10: 0, 50: 0}
+            pairs = 0
+            for row, rejected, logit in zip(rows, rejected_sets, logits):
+                ranking = prefs.adjust_scores(logit, scorer.proximity, row["context_entities"], rejected, weight,
+                                              prefs.DEFAULT_NEGATIVE_WEIGHT if negation else 0.0, candidates=pool)
+                top = torch.topk(ranking, 50).indices.tolist()
+                for target in row["target_items"]:
+                    pairs += 1
+                    position = top.index(index[target]) if index.get(target) in top else 99
+                    for k in hits:
+                        hits[k] += position < k
+            key = f"weight={weight:g}" + ("" if pool == prefs.DEFAULT_CANDIDATES or weight == 0 else f",candidates={pool}")
+            result[key] = {f"recall@{k}": round(v / max(1, pairs), 4) for k, v in hits.items()}
     return result
 
 
@@ -303,10 +413,13 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "understanding.json"))
+    parser.add_argument("--out", default=None, help="JSON file to write (default docs/results/understanding.json, "
+                                                     "only for a complete run: with --skip-* give --out or nothing is written)")
     parser.add_argument("--max-entities", type=int, default=300, help="directors / actors sampled per relation")
     parser.add_argument("--max-messages", type=int, default=20000)
+    parser.add_argument("--max-films", type=int, default=300, help="films of the like-<film> set")
     parser.add_argument("--skip-recall", action="store_true")
+    parser.add_argument("--skip-linking", action="store_true", help="leave out the linking measures (the file is then partial)")
     args = parser.parse_args(argv)
 
     from datasets_scripts import paths
@@ -317,6 +430,7 @@ def main(argv=None) -> dict:
                      "command": "python benchmarks/bench_understanding.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                      "folder": args.folder, "defaults": {"proximity_weight": prefs.DEFAULT_PROXIMITY_WEIGHT,
                                                         "negative_weight": prefs.DEFAULT_NEGATIVE_WEIGHT,
+                                                        "candidates": prefs.DEFAULT_CANDIDATES,
                                                         "negation_window": prefs.DEFAULT_NEGATION_WINDOW}}
     start = time.perf_counter()
     crs = ConversationalRecommender.from_pretrained(args.folder)
@@ -331,7 +445,7 @@ def main(argv=None) -> dict:
     test_conversations = read_conversations(paths.data_file(paths.TEST_FILE, root))
 
     linking = {"linker_options": index["options"]}
-    for label, current in (("before", before), ("after", after)):
+    for label, current in (() if args.skip_linking else (("before", before), ("after", after))):
         print(f"linking ({label})", file=sys.stderr)
         linking[label] = {
             "ms_per_message": linking_speed(current, tokenizer, test_conversations),
@@ -349,20 +463,31 @@ def main(argv=None) -> dict:
     }
     print("love / hate", file=sys.stderr)
     results["love_hate"] = love_hate(scorer, crs, prefs.DEFAULT_PROXIMITY_WEIGHT, prefs.DEFAULT_NEGATIVE_WEIGHT)
+    print("like <film>", file=sys.stderr)
+    results["like_film"] = like_film(scorer, crs, args.max_films)
+    results["probability_floor"] = scorer.floor_report()
+    people = [results["kg_consistency"][r] for r in ("director", "starring") if results["kg_consistency"][r].get("entities")]
+    enough = [n for n in CANDIDATES if n and people and all(r[f"default_weight_candidates={n}"]["kg_consistency@10"] >= 0.5 for r in people)]
+    results["candidates_choice"] = {"default": prefs.DEFAULT_CANDIDATES, "smallest_n_with_people_consistency_0.5": min(enough) if enough else None}
+    results["issue_requests"] = issue_requests(crs)
 
     if not args.skip_recall:
         print("official recall", file=sys.stderr)
         dataset = load_redial(root, train_source="recovered")  # only validation and test are used: any source gives the same splits
         results["official_recall"] = {
             "protocol": "recall@k over (turn, target item) pairs, all items ranked, mentioned items not removed",
-            "validation_weight_sweep": official_recall(scorer, dataset["validation"], WEIGHTS, negation=False),
+            "validation_weight_sweep": official_recall(scorer, dataset["validation"], WEIGHTS, negation=False, candidates=CANDIDATES),
             "validation_with_negation": official_recall(scorer, dataset["validation"], (prefs.DEFAULT_PROXIMITY_WEIGHT,), negation=True),
-            "test": official_recall(scorer, dataset["test"], (0.0, prefs.DEFAULT_PROXIMITY_WEIGHT), negation=False),
+            "test": official_recall(scorer, dataset["test"], (0.0, prefs.DEFAULT_PROXIMITY_WEIGHT), negation=False, candidates=(prefs.DEFAULT_CANDIDATES, 0)),
             "test_with_negation": official_recall(scorer, dataset["test"], (prefs.DEFAULT_PROXIMITY_WEIGHT,), negation=True),
         }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    partial = args.skip_recall or args.skip_linking
+    out = Path(args.out) if args.out else None if partial else ROOT / "docs" / "results" / "understanding.json"
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    else:
+        print("partial run (--skip-*): nothing written; give --out to keep it", file=sys.stderr)
     print(json.dumps(results, indent=2))
     return results
 

@@ -1,7 +1,8 @@
 """KGSF model package: configuration, model classes and output types (Auto classes registered on import).
 
 ``ConversationalRecommender`` (``pipeline_kgsf``, free text in, recommendations with explanations
-and replies out) is imported on first use.
+and replies out); ``ConversationalRecommendationPipeline`` (``hf_pipeline_kgsf``), the same behind
+transformers' ``pipeline("conversational-recommendation", ...)``, registered on import.
 """
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -21,7 +22,10 @@ AutoModel.register(KGSFConfig, KGSFModel, exist_ok=True)
 AutoModelForSeq2SeqLM.register(KGSFConfig, KGSFForConversationalRecommendation, exist_ok=True)
 AutoTokenizer.register(KGSFConfig, slow_tokenizer_class=KGSFTokenizer, exist_ok=True)
 
+from .hf_pipeline_kgsf import ConversationalRecommendationPipeline  # noqa: E402  (registers the pipeline task)
+
 __all__ = [
+    "ConversationalRecommendationPipeline",
     "ConversationalRecommender",
     "KGSFConfig",
     "KGSFContextOutput",

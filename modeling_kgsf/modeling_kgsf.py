@@ -196,14 +196,33 @@ class KGSFPreTrainedModel(PreTrainedModel):
             generation_config.use_cache = True
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """As ``PreTrainedModel.save_pretrained``; ``auto_map`` names both Auto classes."""
+        """As ``PreTrainedModel.save_pretrained``; ``auto_map`` names both Auto classes. A model that
+        generates also gets the ``conversational-recommendation`` pipeline (:mod:`.hf_pipeline_kgsf`):
+        ``custom_pipelines`` in ``config.json`` and the pipeline's code files beside the model's."""
         self.config.auto_map = {
             **(getattr(self.config, "auto_map", None) or {}),
             "AutoConfig": "configuration_kgsf.KGSFConfig",
             "AutoModel": "modeling_kgsf.KGSFModel",
             "AutoModelForSeq2SeqLM": "modeling_kgsf.KGSFForConversationalRecommendation",
         }
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        pipeline_code = None
+        if self.can_generate():
+            # Imported by name, not by a ``from .hf_pipeline_kgsf import`` line: transformers takes such lines
+            # as the model's own code files, and the model would then load only where the pipeline's do.
+            # Loaded as remote code without the pipeline's files beside it: the config keeps what it has.
+            import importlib
+
+            try:
+                pipeline_code = importlib.import_module(".hf_pipeline_kgsf", __package__)
+            except ModuleNotFoundError as error:
+                if error.name != f"{__package__}.hf_pipeline_kgsf":
+                    raise
+        if pipeline_code is not None:
+            self.config.custom_pipelines = pipeline_code.custom_pipelines()
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if pipeline_code is not None and kwargs.get("is_main_process", True):
+            pipeline_code.save_pipeline_code(save_directory)
+        return result
 
 
 # --------------------------------------------------------------------------- body
@@ -641,7 +660,8 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         if getattr(generation_config, "item_slots", False) and not any(isinstance(p, ItemSlotLogitsProcessor) for p in processors):
             model_kwargs = kwargs.get("model_kwargs") or {}
             processors.insert(0, build_item_slot_processor(self, model_kwargs, kwargs.get("encoder_input_ids"),
-                                                           getattr(generation_config, "max_item_slots", None)))
+                                                           getattr(generation_config, "max_item_slots", None),
+                                                           getattr(generation_config, "item_slot_bias", 0.0)))
         return processors
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")

@@ -291,7 +291,8 @@ class ConversationalRecommender:
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "ConversationalRecommender":
         """Load a KGSF folder (weights, tokenizer, ``kg_resources.json``) and cache the node vectors."""
-        from modeling_kgsf import KGSFForConversationalRecommendation, KGSFTokenizer
+        from .modeling_kgsf import KGSFForConversationalRecommendation
+        from .tokenization_kgsf import KGSFTokenizer
 
         folder = Path(folder)
         if not folder.is_dir():
@@ -361,23 +362,29 @@ class ConversationalRecommender:
     # ------------------------------------------------------------------ recommendation
     def recommend(self, turns, k: int = 10, exclude_mentioned: bool = True, explain: bool = True,
                   top_words: int = 5, top_entities: int = 5, max_hops: int = 2, negation: bool = True,
-                  proximity_weight: float | None = None, negative_weight: float | None = None) -> list[Recommendation]:
+                  proximity_weight: float | None = None, negative_weight: float | None = None,
+                  candidates: int | None = None) -> list[Recommendation]:
         """The ``k`` best items for the next recommender turn.
 
         ``exclude_mentioned`` (default True) leaves out the items the conversation already
         mentions; ``score`` is still the softmax probability over all items.
 
-        Preferences (:mod:`modeling_kgsf.preferences_kgsf`): with ``negation`` (default True) the
-        entities the seeker rejects ("I hate horror", "not X", "seen it, didn't like it") are
-        taken out of the recommender's context and the items one graph edge away from a rejected
-        non-item entity lose ``negative_weight`` nats (default ``DEFAULT_NEGATIVE_WEIGHT`` = 20);
-        items one edge away from the liked non-item context entities (actors, directors,
-        genres...) gain up to ``proximity_weight`` nats (default ``DEFAULT_PROXIMITY_WEIGHT`` = 8;
-        0 turns it off) over ``log_softmax(logits)``.
+        Preferences (:mod:`modeling_kgsf.preferences_kgsf`) re-order the recommender's own top
+        ``candidates`` items (default ``DEFAULT_CANDIDATES`` = 50; 0: all items), never lift an
+        item from outside them: with ``negation`` (default True) the entities the seeker rejects
+        ("I hate horror", "not X", "seen it, didn't like it") are taken out of the recommender's
+        context and the items one graph edge away from a rejected non-item entity lose
+        ``negative_weight`` nats (default ``DEFAULT_NEGATIVE_WEIGHT`` = 20); items one edge away
+        from the liked non-item context entities (actors, directors, genres...) or sharing a genre
+        with the liked films gain up to ``proximity_weight`` nats (default
+        ``DEFAULT_PROXIMITY_WEIGHT`` = 8; 0 turns the graph terms off), and items whose graph
+        genres share none with the liked films' lose ``proximity_weight``, over
+        ``log_softmax(logits)``.
         """
         turns = normalize_turns(turns)
-        return self._rank(turns, self.context_row(turns), k, exclude_mentioned, explain, top_words, top_entities, max_hops,
-                          negation, proximity_weight, negative_weight)
+        return self._rank(turns, self.context_row(turns), k=k, exclude_mentioned=exclude_mentioned, explain=explain,
+                          top_words=top_words, top_entities=top_entities, max_hops=max_hops, negation=negation,
+                          proximity_weight=proximity_weight, negative_weight=negative_weight, candidates=candidates)
 
     def without_rejections(self, turns, row: dict) -> tuple[dict, set[int]]:
         """``(row, rejected entity ids)``: the processed ``row`` of normalised ``turns`` without the
@@ -389,8 +396,8 @@ class ConversationalRecommender:
             return row, rejected
         return prefs.without_rejected(row, rejected, concepts), rejected
 
-    def _rank(self, turns, row, k, exclude_mentioned, explain, top_words, top_entities, max_hops, negation,
-              proximity_weight, negative_weight) -> list[Recommendation]:
+    def _rank(self, turns, row, *, k, exclude_mentioned, explain, top_words, top_entities, max_hops, negation,
+              proximity_weight, negative_weight, candidates) -> list[Recommendation]:
         """:meth:`recommend` on normalised ``turns`` whose processed ``row`` is already built."""
         with torch.no_grad():
             out = self.model(**self._batch(row), task="rec")
@@ -405,12 +412,11 @@ class ConversationalRecommender:
                     out = self.model(**self._batch(row), task="rec")
                 logits = out.rec_logits[0].float()
         probabilities = torch.softmax(logits, dim=-1)
-        if self._proximity is None:  # built on first use (a pass over the item graph)
-            self._proximity = prefs.GraphProximity.from_graph(self.model.kgsf.dbpedia_edge_index, self.model.kgsf.dbpedia_edge_type,
-                                                              self.model.kgsf.item_entity_ids, self.model.config.n_entity)
-        ranking = prefs.adjust_scores(logits, self._proximity, row["context_entities"], rejected,
+        ranking = prefs.adjust_scores(logits, self.proximity, row["context_entities"], rejected,
                                       prefs.DEFAULT_PROXIMITY_WEIGHT if proximity_weight is None else proximity_weight,
-                                      prefs.DEFAULT_NEGATIVE_WEIGHT if negative_weight is None else negative_weight)
+                                      prefs.DEFAULT_NEGATIVE_WEIGHT if negative_weight is None else negative_weight,
+                                      candidates=prefs.DEFAULT_CANDIDATES if candidates is None else candidates,
+                                      excluded=mentioned if exclude_mentioned else ())
         if exclude_mentioned:
             ranking[mentioned] = float("-inf")
         k = max(0, min(k, int(torch.isfinite(ranking).sum())))
@@ -424,6 +430,17 @@ class ConversationalRecommender:
         if explain and recommendations:
             self._explain(recommendations, row, out, top_words, top_entities, max_hops)
         return recommendations
+
+    @property
+    def proximity(self) -> prefs.GraphProximity:
+        """The item graph's :class:`~modeling_kgsf.preferences_kgsf.GraphProximity` (genres from the
+        relations named ``genre`` / ``subject``), built on first use."""
+        if self._proximity is None:
+            kgsf = self.model.kgsf
+            self._proximity = prefs.GraphProximity.from_graph(kgsf.dbpedia_edge_index, kgsf.dbpedia_edge_type, kgsf.item_entity_ids,
+                                                              self.model.config.n_entity,
+                                                              genre_relations=prefs.genre_relation_ids(self.resources.relation_names))
+        return self._proximity
 
     def _explain(self, recommendations, row, out, top_words, top_entities, max_hops):
         words = []
@@ -455,7 +472,8 @@ class ConversationalRecommender:
         return self.respond_with_items(turns, max_new_tokens=max_new_tokens, explain=False, **generate_kwargs).tokens
 
     def respond_with_items(self, turns, max_new_tokens: int = 20, k: int = 10, explain: bool = True, max_hops: int = 2,
-                           **generate_kwargs) -> Reply:
+                           negation: bool = True, proximity_weight: float | None = None, negative_weight: float | None = None,
+                           candidates: int | None = None, **generate_kwargs) -> Reply:
         """The next recommender turn (``model.generate``) and the items it names, with explanations.
 
         Decoding follows the folder's ``generation_config`` (item slots, no repeated 3-gram, a
@@ -465,13 +483,15 @@ class ConversationalRecommender:
         of :meth:`recommend`'s ranking (top ``k``, same preferences, mentioned items left out) not
         named earlier in the reply, so the reply agrees with the recommendations. Items named
         otherwise (``item_slots=False``: through the copy distribution) get their rank among all
-        items by the recommender's raw score.
+        items by the recommender's raw score. ``negation``, ``proximity_weight``,
+        ``negative_weight`` and ``candidates`` are :meth:`recommend`'s.
         """
         generate_kwargs.setdefault("num_beams", 1)
         generate_kwargs.setdefault("do_sample", False)
         turns = normalize_turns(turns)
         row = self.context_row(turns)
-        ranked = self._rank(turns, row, k, True, explain, 5, 5, max_hops, True, None, None)  # recommend()'s defaults
+        ranked = self._rank(turns, row, k=k, exclude_mentioned=True, explain=explain, top_words=5, top_entities=5, max_hops=max_hops,
+                            negation=negation, proximity_weight=proximity_weight, negative_weight=negative_weight, candidates=candidates)
         item_scores = torch.full((1, self.model.config.n_item), float("-inf"), device=self.model.device)
         for recommendation in ranked:
             item_scores[0, recommendation.item_index] = -float(recommendation.rank)

@@ -8,14 +8,22 @@ model weights, nothing trained):
   "no horror", "seen it, didn't like it", "X was boring"), by rules over the tokens of each turn
   (see :func:`negated_mentions`). The latest statement about an entity wins.
 * :class:`GraphProximity`: for entities of the context that are not items (actors, directors,
-  genres...), the items joined to them by one edge of the item graph. The pipeline ranks by
-  ``log_softmax(logits) + proximity_weight * boost - negative_weight * penalty`` where ``boost``
-  is the share of the liked non-item context entities an item is joined to, and ``penalty`` is 1
-  for the items joined to a rejected non-item entity.
+  genres...), the items joined to them by one edge of the item graph; for items, their genres
+  (objects of the :data:`GENRE_RELATIONS`, where the graph has them).
+
+:func:`adjust_scores` re-orders the recommender's own top ``candidates`` items (the pool) by
+``log_softmax(logits) + proximity_weight * (boost - mismatch) - negative_weight * penalty`` and
+ranks every other item after the pool in the recommender's order, so no item enters the top k
+through the graph alone. ``boost`` is the share of the liked non-item context entities, and of
+the genres of the liked films ("something like X"), an item is joined to; ``mismatch`` is 1 for
+an item whose genres are known and share none with the liked films' (a horror film for "like
+Frozen" where the graph gives both genres); ``penalty`` is 1 for the items joined to a rejected
+non-item entity.
 
 Defaults (:data:`DEFAULT_PROXIMITY_WEIGHT`, :data:`DEFAULT_NEGATIVE_WEIGHT`,
-:data:`DEFAULT_NEGATION_WINDOW`) were chosen on the validation split and on synthetic requests
-built from the graph (``benchmarks/bench_understanding.py``), never on the test split.
+:data:`DEFAULT_CANDIDATES`, :data:`DEFAULT_NEGATION_WINDOW`) were chosen on the validation split
+and on synthetic requests built from the graph (``benchmarks/bench_understanding.py``), never on
+the test split.
 """
 from __future__ import annotations
 
@@ -27,6 +35,10 @@ import torch
 DEFAULT_PROXIMITY_WEIGHT = 8.0  # nats added to an item joined to every liked non-item context entity
 DEFAULT_NEGATIVE_WEIGHT = 20.0  # nats removed from an item joined to a rejected entity (about: excluded)
 DEFAULT_NEGATION_WINDOW = 6  # tokens a negative cue reaches forward, within its clause
+# The recommender's own top N that the graph terms may re-order: the deepest cut the official
+# protocol scores (recall@50), so recall@50 is the recommender's own and only the order within changes.
+DEFAULT_CANDIDATES = 50
+GENRE_RELATIONS = frozenset({"genre", "subject"})  # relation names (last part of a URI) whose objects are a film's genres
 
 # A cue before a mention ("I hate horror", "not Adam Sandler", "no horror", "don't like horror").
 NEGATIVE_CUES = frozenset(
@@ -132,23 +144,40 @@ def rejected_entities(turns, window: int = DEFAULT_NEGATION_WINDOW) -> set[int]:
     return {entity for entity, rejected in status.items() if rejected}
 
 
+def genre_relation_ids(relation_names) -> set[int]:
+    """Ids of the relations named in :data:`GENRE_RELATIONS` (``genre``, ``dbo:genre``,
+    ``<http://purl.org/dc/terms/subject>``...)."""
+    ids = set()
+    for index, name in enumerate(relation_names or ()):
+        if name:
+            short = str(name).strip("<>").rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1].rsplit(":", 1)[-1]
+            if short.lower() in GENRE_RELATIONS:
+                ids.add(index)
+    return ids
+
+
 @dataclass
 class GraphProximity:
-    """Items one edge away from each entity of the item graph (self-loops dropped), as CSR arrays.
+    """Items one edge away from each entity of the item graph (self-loops dropped), as CSR arrays,
+    and each item's genres (non-item objects of the genre relations), where the graph has them.
 
     ``edge_index`` / ``edge_type``: the model's ``dbpedia_edge_index`` / ``dbpedia_edge_type``
     buffers (both directions present); ``item_entity_ids``: the model's item list (item index =
-    position). ``relations``: relation ids to use (None: all).
+    position). ``relations``: relation ids to use (None: all). ``genre_relations``: relation ids
+    whose objects are genres (:func:`genre_relation_ids` of the relation names; None or empty:
+    no genres).
     """
 
     indptr: np.ndarray
     item_indices: np.ndarray
     n_item: int
     item_index_of_entity: np.ndarray
+    genre_indptr: np.ndarray | None = None  # (n_item + 1,) CSR over genre_ids
+    genre_ids: np.ndarray | None = None
 
     @classmethod
     def from_graph(cls, edge_index: torch.Tensor, edge_type: torch.Tensor, item_entity_ids, num_nodes: int,
-                   relations: set[int] | None = None) -> "GraphProximity":
+                   relations: set[int] | None = None, genre_relations: set[int] | None = None) -> "GraphProximity":
         source, target = (t.cpu().numpy().astype(np.int64) for t in (edge_index[0], edge_index[1]))
         types = edge_type.cpu().numpy()
         items = np.asarray(item_entity_ids.tolist() if torch.is_tensor(item_entity_ids) else list(item_entity_ids), dtype=np.int64)
@@ -159,7 +188,13 @@ class GraphProximity:
             keep &= np.isin(types, sorted(relations))
         pairs = np.unique(np.stack([source[keep], item_index[target[keep]]], axis=1), axis=0)
         indptr = np.searchsorted(pairs[:, 0], np.arange(num_nodes + 1)) if len(pairs) else np.zeros(num_nodes + 1, dtype=np.int64)
-        return cls(indptr, pairs[:, 1].copy() if len(pairs) else np.zeros(0, dtype=np.int64), len(items), item_index)
+        genre_indptr = genre_ids = None
+        if genre_relations:
+            keep = (source != target) & (item_index[source] >= 0) & (item_index[target] < 0) & np.isin(types, sorted(genre_relations))
+            genres = np.unique(np.stack([item_index[source[keep]], target[keep]], axis=1), axis=0).reshape(-1, 2)
+            genre_indptr = np.searchsorted(genres[:, 0], np.arange(len(items) + 1))
+            genre_ids = genres[:, 1].copy()
+        return cls(indptr, pairs[:, 1].copy() if len(pairs) else np.zeros(0, dtype=np.int64), len(items), item_index, genre_indptr, genre_ids)
 
     def items_of(self, entity: int) -> np.ndarray:
         """Item indices joined to ``entity`` by one edge."""
@@ -169,6 +204,19 @@ class GraphProximity:
 
     def is_item(self, entity: int) -> bool:
         return 0 <= entity < len(self.item_index_of_entity) and self.item_index_of_entity[entity] >= 0
+
+    def genres_of(self, entity: int) -> np.ndarray:
+        """Genre entity ids of an item (given by its entity id); empty for a non-item or without genres."""
+        if self.genre_ids is None or not self.is_item(entity):
+            return np.zeros(0, dtype=np.int64)
+        index = self.item_index_of_entity[entity]
+        return self.genre_ids[self.genre_indptr[index] : self.genre_indptr[index + 1]]
+
+    def has_genres(self) -> np.ndarray:
+        """(n_item,) bool: the graph gives the item at least one genre."""
+        if self.genre_ids is None:
+            return np.zeros(self.n_item, dtype=bool)
+        return np.diff(self.genre_indptr) > 0
 
     def boost(self, entities) -> torch.Tensor:
         """(n_item,) share of the non-item ``entities`` (those with at least one item neighbour)
@@ -192,18 +240,50 @@ class GraphProximity:
                 scores[self.items_of(entity)] = 1.0
         return torch.from_numpy(scores)
 
+    def mismatch(self, genres) -> torch.Tensor:
+        """(n_item,) 1 for the items with known genres of which none is in ``genres``, else 0
+        (zeros when ``genres`` is empty: nothing to disagree with)."""
+        genres = list(genres)
+        if not genres or self.genre_ids is None:
+            return torch.zeros(self.n_item)
+        agree = np.zeros(self.n_item, dtype=bool)
+        for genre in genres:
+            agree[self.items_of(genre)] = True
+        return torch.from_numpy((self.has_genres() & ~agree).astype(np.float32))
+
 
 def adjust_scores(logits: torch.Tensor, proximity: GraphProximity, liked_entities, rejected: set[int] = frozenset(),
-                  proximity_weight: float = DEFAULT_PROXIMITY_WEIGHT, negative_weight: float = DEFAULT_NEGATIVE_WEIGHT) -> torch.Tensor:
-    """Ranking scores for one context: ``log_softmax(logits) + proximity_weight * boost(liked)
-    - negative_weight * penalty(rejected)`` (the same order as ``logits`` when nothing applies).
-    Rejected items themselves are not touched here (the pipeline leaves mentioned items out)."""
-    ranking = torch.log_softmax(logits.float(), dim=-1)
+                  proximity_weight: float = DEFAULT_PROXIMITY_WEIGHT, negative_weight: float = DEFAULT_NEGATIVE_WEIGHT,
+                  candidates: int | None = DEFAULT_CANDIDATES, excluded=()) -> torch.Tensor:
+    """Ranking scores for one context (the same order as ``logits`` when nothing applies).
+
+    The pool is the recommender's top ``candidates`` items by ``logits`` leaving out ``excluded``
+    item indices (the mentioned items the caller removes; None or 0: every item, the graph terms
+    then act on all items). Pool items score ``log_softmax(logits) + proximity_weight * (boost -
+    mismatch) - negative_weight * penalty``: ``boost`` over the liked non-item entities and the
+    genres of the liked items (:meth:`GraphProximity.boost`), ``mismatch`` against those genres
+    (:meth:`GraphProximity.mismatch`), ``penalty`` over the rejected non-item entities. Every
+    other item ranks after the pool, in the recommender's order. Rejected items themselves are
+    not touched here (the pipeline leaves mentioned items out)."""
+    base = torch.log_softmax(logits.float(), dim=-1)
+    ranking = base
     liked = [e for e in liked_entities if e not in rejected]
-    if proximity_weight and liked:
-        ranking = ranking + proximity_weight * proximity.boost(liked).to(ranking.device)
+    genres = list(dict.fromkeys(int(g) for e in liked if proximity.is_item(e) for g in proximity.genres_of(e)))
+    if proximity_weight and (liked or genres):
+        ranking = ranking + proximity_weight * proximity.boost([*liked, *genres]).to(ranking.device)
+        if genres:
+            ranking = ranking - proximity_weight * proximity.mismatch(genres).to(ranking.device)
     if negative_weight and rejected:
         ranking = ranking - negative_weight * proximity.penalty(rejected).to(ranking.device)
+    if candidates and candidates < len(base) and ranking is not base:
+        eligible = base.clone()
+        excluded = list(excluded)
+        if excluded:
+            eligible[excluded] = float("-inf")
+        pool = torch.zeros(len(base), dtype=torch.bool, device=base.device)
+        pool[torch.topk(eligible, min(candidates, len(base))).indices] = True
+        floor = ranking[pool].min() - 1.0  # every item outside the pool ranks below the pool
+        ranking = torch.where(pool, ranking, floor + base - base.max())
     return ranking
 
 

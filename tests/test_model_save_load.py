@@ -59,7 +59,7 @@ def test_folder_contents(saved):
     names = {path.name for path in folder.iterdir()}
     assert {"config.json", "model.safetensors", "generation_config.json", "modeling_kgsf.py", "configuration_kgsf.py",
             "graph_encoders.py", "transformer.py", "fusion.py", "recommender.py", "copy_head.py"} <= names
-    assert "tokenization_kgsf.py" not in names
+    assert {"hf_pipeline_kgsf.py", "pipeline_kgsf.py", "processing_kgsf.py", "tokenization_kgsf.py"} <= names  # the pipeline's code
     auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
     assert auto_map["AutoModelForSeq2SeqLM"] == "modeling_kgsf.KGSFForConversationalRecommendation"
     assert auto_map["AutoModel"] == "modeling_kgsf.KGSFModel" and auto_map["AutoConfig"] == "configuration_kgsf.KGSFConfig"

@@ -47,6 +47,7 @@ release. The training split holds fewer conversations than the paper's (see the 
 Its item list, item graph and vocabulary define this model's index spaces; a model adapted from
 another dataset (`examples/adapt_model.py`) records how its rows were carried over in
 `adaptation_report.json` when that file is present."""
+    example = "Hi! I loved Paranormal Activity, anything scary?" if dataset == "ReDial" else "Hi! What would you recommend?"
     content = f"""---
 {card_data.to_yaml()}
 ---
@@ -67,8 +68,19 @@ from modeling_kgsf import KGSFForConversationalRecommendation, KGSFTokenizer
 model = KGSFForConversationalRecommendation.from_pretrained("{folder.name}")
 ```
 
+Recommendations with scores and explanations, and the next reply with the items it names (the
+folder carries the pipeline's code; a Hub id works as well as a folder):
+
+```python
+from transformers import pipeline
+crs = pipeline("conversational-recommendation", model="{folder.name}", trust_remote_code=True)
+out = crs([{json.dumps(example)}], k=5)   # seeker and recommender turns alternating, or role dicts
+out["reply"], out["reply_items"], out["recommendations"]
+```
+
 The folder is self-contained: weights (safetensors) hold the DBpedia and ConceptNet graphs as
-buffers, and the vocabulary is in `vocab.json`.
+buffers, the vocabulary is in `vocab.json`, the processor's entity linking, concept lookup and
+titles in `kg_resources.json` and `entity_linker.json`.
 
 ## Data
 
@@ -82,7 +94,8 @@ buffers, and the vocabulary is in `vocab.json`.
 
 Recommendation: Recall@k over the item set, one example per (recommender turn, mentioned
 item) as in the reference code; "cold start" keeps examples whose context mentions no item;
-"dedup" removes items already mentioned in the context from the ranking and the targets.
+"dedup_turns" drops the examples whose target was already mentioned in the context (the
+ranking unchanged); "dedup_filtered" also removes the context's items from the ranking.
 Conversation: perplexity of the reference replies; greedy replies scored with Distinct-n
 (`distinct-n`: unique/all n-grams; `distinct-n_per_sentence`: unique n-grams per reply, the
 reference code's form), item ratio (share of replies with an item token) and BLEU.
