@@ -25,8 +25,10 @@ install_requires = [
 ]
 
 extras_require = {
-    "test": ["pytest>=8", "matplotlib>=3.7"],  # the figure scripts (examples/plot_curves.py, learning_curve.py) are tested
+    # the figure scripts (examples/plot_curves.py, learning_curve.py) and the web demo (in headless Chromium) are tested
+    "test": ["pytest>=8", "matplotlib>=3.7", "gradio>=6,<7", "selenium>=4.20"],
     "train": ["matplotlib>=3.7", "pandas>=2.0"],
+    "demo": ["gradio>=6,<7"],  # kgsf demo FOLDER
 }
 extras_require["all"] = sorted({dep for deps in extras_require.values() for dep in deps})
 

@@ -2,6 +2,7 @@
 
     kgsf recommend FOLDER "I loved Paranormal Activity" ["recommender turn" "seeker turn" ...] [--json]
     kgsf chat FOLDER
+    kgsf demo FOLDER [--host 127.0.0.1] [--port 7860] [--ratings ratings.jsonl]
 
 ``recommend`` takes the conversation as arguments, alternating seeker / recommender from the
 seeker (``--first recommender`` to start with the recommender), and prints the recommendations
@@ -12,6 +13,10 @@ why; ``/reset`` starts a new
 conversation, ``/quit`` or end of input leaves. Errors (unknown folder, a folder that is not a
 KGSF model or lacks ``kg_resources.json``, an empty conversation) are one line on stderr and exit
 status 1 (2 for bad usage).
+
+Both take the ranking switches of :meth:`~modeling_kgsf.ConversationalRecommender.recommend`:
+``-k``, ``--proximity-weight`` (0: the recommender's own order), ``--no-negation`` and
+``--candidates`` (the recommender's top N that the graph terms may re-order).
 
 Replies use the folder's generation settings (item slots filled by the recommender, no repeated
 3-gram, a repetition penalty; docs/DESIGN.md "Replies and item slots"); ``--decoding paper`` is the
@@ -56,6 +61,13 @@ def format_recommendations(recommendations: list[Recommendation], show_why: bool
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="a trained KGSF folder (e.g. runs/quick/conversation/best)")
     parser.add_argument("-k", "--k", type=int, default=None, help="number of recommendations")
+    parser.add_argument("--proximity-weight", type=float, default=None,
+                        help="nats the item graph may add to an item joined to the liked actors, directors, genres... "
+                             "(default 8; 0: the recommender's own order)")
+    parser.add_argument("--no-negation", action="store_true",
+                        help="ignore what the seeker rejects (\"I hate horror\"): no rejected entities taken out, no penalty")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="the recommender's top N that the graph terms may re-order (default 50; 0: all items)")
     parser.add_argument("--include-mentioned", action="store_true", help="keep items the conversation already mentions (left out by default)")
     parser.add_argument("--max-hops", type=int, default=2, help="longest DBpedia path shown as an explanation (default 2)")
     parser.add_argument("--max-new-tokens", type=int, default=20, help="length bound of generated replies (default 20)")
@@ -67,7 +79,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kgsf", description="Recommend movies and chat with a trained KGSF model.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{recommend,chat}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{recommend,chat,demo}")
     recommend = commands.add_parser("recommend", help="one-shot recommendations for a conversation given as arguments",
                                     description="Recommendations (with explanations) for the turn after the given conversation.")
     _add_common(recommend)
@@ -80,14 +92,42 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Type seeker messages; see recommendations, why, and the model's reply.")
     _add_common(chat)
     chat.add_argument("--no-reply", action="store_true", help="do not generate replies (recommendations only)")
+    demo = commands.add_parser("demo", help="web app: chat, recommendations, inspect, export, ratings (pip install 'kgsf[demo]')",
+                               description="Serve a Gradio app to talk to the model in a browser (modeling_kgsf/demo_kgsf.py).")
+    demo.add_argument("folder", help="a trained KGSF folder (e.g. runs/quick/conversation/best)")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    demo.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    demo.add_argument("--ratings", default="demo_ratings.jsonl", help="JSONL file the reply ratings are appended to (default demo_ratings.jsonl)")
+    demo.add_argument("--queue-size", type=int, default=64, help="most requests waiting at once; more are refused (default 64)")
+    demo.add_argument("--concurrency", type=int, default=1, help="replies computed at once (default 1)")
     return parser
+
+
+def run_demo(args) -> int:
+    """``kgsf demo``: the Gradio app of :mod:`modeling_kgsf.demo_kgsf` (gradio imported only here)."""
+    from .demo_kgsf import INSTALL_HINT, DemoCore, launch_demo
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        print(f"kgsf: error: {INSTALL_HINT}", file=sys.stderr)
+        return 1
+    core = DemoCore.from_pretrained(args.folder, ratings_file=args.ratings)
+    print(f"KGSF demo of {args.folder} on http://{args.host}:{args.port} (ratings -> {args.ratings}); Ctrl+C stops it.", flush=True)
+    launch_demo(core, host=args.host, port=args.port, queue_size=args.queue_size, concurrency=args.concurrency)
+    return 0
 
 
 def _reply(crs, turns, args):
     """The generated reply (a ``Reply``: text and the items it names with their explanations)."""
     kwargs = dict(PAPER_DECODING) if args.decoding == "paper" else {}
     kwargs["num_beams"] = args.num_beams
-    return crs.respond_with_items(turns, max_new_tokens=args.max_new_tokens, max_hops=args.max_hops, **kwargs)
+    return crs.respond_with_items(turns, max_new_tokens=args.max_new_tokens, max_hops=args.max_hops, **_ranking(args), **kwargs)
+
+
+def _ranking(args) -> dict:
+    """The ranking switches as :meth:`~modeling_kgsf.ConversationalRecommender.recommend` arguments."""
+    return {"negation": not args.no_negation, "proximity_weight": args.proximity_weight, "candidates": args.candidates}
 
 
 def format_reply_items(items: list[Recommendation]) -> list[str]:
@@ -119,7 +159,7 @@ def run_recommend(args) -> int:
         raise ConversationError("empty conversation: give at least one turn, e.g. kgsf recommend FOLDER \"I like horror movies\"")
     crs = _load(args.folder)
     recommendations = crs.recommend(turns, k=args.k or 10, exclude_mentioned=not args.include_mentioned,
-                                    explain=not args.no_explain, max_hops=args.max_hops)
+                                    explain=not args.no_explain, max_hops=args.max_hops, **_ranking(args))
     reply = _reply(crs, turns, args) if args.reply else None
     if args.json:
         row = crs.context_row(turns)
@@ -171,7 +211,8 @@ def run_chat(args) -> int:
             continue
         turns.append({"role": "seeker", "text": text})
         try:
-            recommendations = crs.recommend(turns, k=k, exclude_mentioned=not args.include_mentioned, max_hops=args.max_hops)
+            recommendations = crs.recommend(turns, k=k, exclude_mentioned=not args.include_mentioned, max_hops=args.max_hops,
+                                            **_ranking(args))
         except ConversationError as error:
             turns.pop()
             print(f"({error})")
@@ -190,9 +231,17 @@ def run_chat(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.k is not None and args.k < 1:
+    if args.command == "demo" and not (0 < args.port < 65536 and args.queue_size >= 1 and args.concurrency >= 1):
+        parser.error("--port must be 1-65535, --queue-size and --concurrency at least 1")
+    if getattr(args, "k", None) is not None and args.k < 1:
         parser.error("-k must be at least 1")
+    if getattr(args, "proximity_weight", None) is not None and args.proximity_weight < 0:
+        parser.error("--proximity-weight must be at least 0")
+    if getattr(args, "candidates", None) is not None and args.candidates < 0:
+        parser.error("--candidates must be at least 0")
     try:
+        if args.command == "demo":
+            return run_demo(args)
         return run_recommend(args) if args.command == "recommend" else run_chat(args)
     except (ModelFolderError, ConversationError) as error:
         print(f"kgsf: error: {error}", file=sys.stderr)

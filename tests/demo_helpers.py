@@ -1,0 +1,41 @@
+"""A tiny saved KGSF folder for the web demo's tests and benchmark check (fake ReDial data)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fake_data import make_fake_data_dir
+
+TINY = {"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "num_bases": 2, "item_graph_encoder": "featureless"}
+
+
+def tiny_folder(root: Path) -> Path:
+    """``root/model``: written by ``make_save_model`` over the fake data directory (weights, processor)."""
+    from datasets_scripts import kg
+    from modeling_kgsf import training as common
+    from modeling_kgsf.training import TrainingArguments
+
+    data_dir = make_fake_data_dir(root / "data")
+    (root / "tiny.json").write_text(json.dumps(TINY))
+    data = common.KGSFData(common.DataArguments(data_dir=str(data_dir), cache_dir=str(root / "cache"), include_recovered=False))
+    # the fake graph is far below the reference's relation-frequency cut: keep every relation
+    data.resources.item_graph = kg.load_item_graph(data_dir, root / "cache", entities=data.resources.entities, relation_min_count=0)
+    model = common.build_model(data, common.ModelArguments(model_config=str(root / "tiny.json")))
+    out = root / "model"
+    common.make_save_model(data, "conversation", TrainingArguments(output_dir=str(root / "run")))(model, out, {"note": "untrained"})
+    return out
+
+
+def crs_folder(root: Path) -> Path:
+    """``root/model``: a tiny folder of a dataset in the generic CRS format (books, ``@b1`` ids)."""
+    from fake_crs import make_crs_dataset
+
+    from modeling_kgsf import training as common
+    from modeling_kgsf.training import TrainingArguments
+
+    (root / "tiny.json").write_text(json.dumps(TINY))
+    data = common.KGSFData(common.DataArguments(dataset_dir=str(make_crs_dataset(root / "books")), cache_dir=str(root / "cache")))
+    model = common.build_model(data, common.ModelArguments(model_config=str(root / "tiny.json")))
+    out = root / "model"
+    common.make_save_model(data, "conversation", TrainingArguments(output_dir=str(root / "run")))(model, out, {"note": "untrained"})
+    return out
