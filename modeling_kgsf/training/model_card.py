@@ -39,8 +39,9 @@ def write_model_card(folder: str | Path, stage: str, metrics: dict, data_statist
     )
     if dataset == "ReDial":
         data_text = """ReDial movie dialogues with the DBpedia item graph and the ConceptNet word graph of the KGSF
-release. The training split holds fewer conversations than the paper's (see the statistics and
-`docs/DATA.md` in the kgsf repository)."""
+release; which training conversations (the release's, recovered, or the whole train split with its
+turn order rebuilt, about as many as the paper's) is in the statistics below and `docs/DATA.md` in
+the kgsf repository."""
     else:
         data_text = f"""**{dataset}**, a dataset in kgsf's generic CRS format (`docs/CRS_FORMAT.md`), from
 `{data_statistics.get("dataset_dir")}`: {data_statistics.get("description") or "no description given"}.

@@ -7,8 +7,9 @@ not counted, e.g. ``@123`` for a movie outside the candidate set).
 * ``item_ratio``: share of replies with at least one item token (the paper's "item ratio").
 * ``items_per_reply``: item tokens per reply (counting repeats).
 * ``distinct_items``: number of distinct items mentioned over all replies.
-* ``long_list_rate``: share of replies naming more than ``LONG_LIST`` (3) items (0.9% of the human
-  replies of the ReDial test split; a model that chains films one after another shows here).
+* ``long_list_rate``: share of replies naming more than ``LONG_LIST`` (3) items (0.7% of the human
+  replies of the ReDial test split: ``human_replies.long_list_rate`` in ``docs/results/full.json``;
+  a model that chains films one after another shows here).
 
 With ``target_items`` (per reply, the item tokens of the turn's target items: in ReDial the
 movies the human recommender mentions in that turn), also:
