@@ -589,6 +589,8 @@ def adapt_model(
     for name, parameter in adapted.named_parameters():
         parameter.requires_grad_(flags[name].requires_grad)
     adapted.generation_config = copy.deepcopy(model.generation_config)
+    if getattr(adapted.generation_config, "item_slot_bias", None):  # calibrated on A's replies: B's are its own
+        adapted.generation_config.item_slot_bias = 0.0  # (the conversation stage calibrates it again)
     adapted.train(model.training)
     adapted.clear_node_cache()
 

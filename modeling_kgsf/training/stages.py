@@ -30,7 +30,7 @@ from datasets_scripts.redial import load_redial, load_resources
 from datasets_scripts.word2vec import train_word2vec
 
 from ..configuration_kgsf import KGSFConfig
-from ..generation_kgsf import item_token_ids_from_vocab
+from ..generation_kgsf import calibrate_item_slot_bias, item_token_ids_from_vocab
 from ..modeling_kgsf import KGSFForConversationalRecommendation
 from ..tokenization_kgsf import KGSFTokenizer
 from .evaluation import (DECODINGS, REFERENCE_BATCH_SIZE, conversation_dataloader, evaluate_conversation, evaluate_recommendation,
@@ -424,9 +424,31 @@ def train_conversation(argv=None) -> dict:
                                      decoding=conv_args.decoding, item_entities=item_entities)
 
     train_rows = data.split("train", "conv", data_args.max_train_examples)
-    return train_stage("conversation", training_args, data, model, accelerator, train_rows, data.collator("conv"),
-                       compute_loss=partial(conversation_loss, logits_at_labels_only=conv_args.logits_at_labels_only),
-                       evaluate=evaluate, score=score, lengths=context_lengths(train_rows))
+    summary = train_stage("conversation", training_args, data, model, accelerator, train_rows, data.collator("conv"),
+                          compute_loss=partial(conversation_loss, logits_at_labels_only=conv_args.logits_at_labels_only),
+                          evaluate=evaluate, score=score, lengths=context_lengths(train_rows))
+    if accelerator.is_main_process:
+        summary["item_slots"] = calibrate_saved_item_slots(Path(training_args.output_dir) / "best", eval_rows, data.collator("conv"),
+                                                           training_args.batch_size)
+        accelerator.print(f"[conversation] item slots: {summary['item_slots']}")
+    accelerator.wait_for_everyone()
+    return summary
+
+
+def calibrate_saved_item_slots(folder: Path, rows, collator, batch_size: int) -> dict | None:
+    """Set ``item_slot_bias`` in a saved folder's ``generation_config.json`` from its model's scores on
+    ``rows`` (:func:`generation_kgsf.calibrate_item_slot_bias`: replies name items about as often as the
+    human ones); None when the folder is missing or its model has no item tokens."""
+    if not (folder / "config.json").is_file():
+        return None
+    model = KGSFForConversationalRecommendation.from_pretrained(folder)
+    if not bool(model.kgsf.item_token_vocab_mask.any()):
+        return None
+    loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collator)
+    result = calibrate_item_slot_bias(model, loader)
+    model.generation_config.item_slot_bias = result["item_slot_bias"]
+    model.generation_config.save_pretrained(folder)
+    return result
 
 
 # ------------------------------------------------------------------------------------------------
