@@ -227,6 +227,11 @@ def test_training_data_refuses_an_empty_split_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"validation\.jsonl: the validation file is empty") as error:
         common.KGSFData(common.DataArguments(dataset_dir=str(folder), cache_dir=str(tmp_path / "cache")))
     assert "\n" not in str(error.value)
+    # a training script prints that one line and exits 1, with no traceback
+    result = subprocess.run([sys.executable, "examples/train_recommender.py", "--dataset_dir", str(folder), "--cache_dir",
+                             str(tmp_path / "cache"), "--output_dir", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: {error.value}"
 
 
 def test_a_split_without_examples_is_one_line(tmp_path):

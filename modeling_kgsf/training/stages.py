@@ -14,7 +14,7 @@ import json
 import random
 import sys
 from dataclasses import asdict, dataclass, field
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from transformers import HfArgumentParser
 from transformers.trainer_utils import enable_full_determinism
 
 from datasets_scripts.collator import KGSFDataCollator, expand_for_recommendation
-from datasets_scripts.crs_format import load_crs_dataset
+from datasets_scripts.crs_format import CRSFormatError, load_crs_dataset
 from datasets_scripts.kg_resources import save_kg_resources
 from datasets_scripts.redial import load_redial, load_resources
 from datasets_scripts.word2vec import train_word2vec
@@ -302,6 +302,20 @@ def mim_loss(model, batch):
     return outputs.mim_loss, {}
 
 
+def data_errors_in_one_line(stage_command):
+    """A stage command (``argv`` in, summary out) whose dataset errors (:class:`CRSFormatError`: an empty
+    split, a malformed line...) end it with the one line that names the file, as the check prints them,
+    not a traceback."""
+    @wraps(stage_command)
+    def command(argv=None):
+        try:
+            return stage_command(argv)
+        except CRSFormatError as error:
+            sys.exit(f"error: {error}")
+    return command
+
+
+@data_errors_in_one_line
 def pretrain_mim(argv=None) -> dict:
     """Stage 1 of KGSF (Algorithm 1): pre-train the two graph encoders with Mutual Information
     Maximization. Model selection on validation MIM loss. The MIM form (the paper's contrastive
@@ -333,6 +347,7 @@ def recommendation_loss(model, batch):
     return outputs.loss, logs
 
 
+@data_errors_in_one_line
 def train_recommender(argv=None) -> dict:
     """Stage 2 of KGSF (Algorithm 1): the recommender with L_rec + λ·L_MIM. Early stopping and
     model selection on validation Recall@1 + Recall@50, as in the reference."""
@@ -388,6 +403,7 @@ def context_lengths(rows) -> list[int]:
     return [len(tokens) for tokens in rows["context_tokens"]]
 
 
+@data_errors_in_one_line
 def train_conversation(argv=None) -> dict:
     """Stage 3 of KGSF (Algorithm 1): the KG-enhanced Transformer, graphs and recommender frozen.
     Each evaluation computes the validation perplexity and generates replies for the first
@@ -541,6 +557,7 @@ def follow_recorded_dataset(model_folder: str, data_args: DataArguments) -> None
     sys.exit(f"error: {model_folder} was trained on {record['dataset']}, not ReDial: pass --dataset_dir with that dataset's folder{where}")
 
 
+@data_errors_in_one_line
 def evaluate_model(argv=None) -> dict:
     """Evaluate a trained folder on a split: recommendation (all / cold start / dedup_turns /
     dedup_filtered) and
