@@ -11,7 +11,8 @@ model weights, nothing trained):
   genres...), the items joined to them by one edge of the item graph; for items, their genres
   (objects of the :data:`GENRE_RELATIONS`, where the graph has them).
 
-:func:`adjust_scores` re-orders the recommender's own top ``candidates`` items (the pool) by
+:func:`adjust_scores` re-orders the recommender's own top ``candidates`` items and those it finds likelier
+than chance (the pool) by
 ``log_softmax(logits) + proximity_weight * (boost - mismatch) - negative_weight * penalty`` and
 ranks every other item after the pool in the recommender's order, so no item enters the top k
 through the graph alone. ``boost`` is the share of the liked non-item context entities, and of
@@ -27,6 +28,8 @@ the test split.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +38,14 @@ import torch
 DEFAULT_PROXIMITY_WEIGHT = 8.0  # nats added to an item joined to every liked non-item context entity
 DEFAULT_NEGATIVE_WEIGHT = 20.0  # nats removed from an item joined to a rejected entity (about: excluded)
 DEFAULT_NEGATION_WINDOW = 6  # tokens a negative cue reaches forward, within its clause
-# The recommender's own top N that the graph terms may re-order: the deepest cut the official
-# protocol scores (recall@50), so recall@50 is the recommender's own and only the order within changes.
+# The pool the graph terms may re-order: the recommender's own top N (the deepest cut the official
+# protocol scores, recall@50) and every item the recommender gives at least POOL_FLOOR times chance
+# (1 / n_item). An item the recommender finds less likely than a blind pick never enters the top k
+# through the graph; one it finds likelier than chance may ("something by <director>": on the quick
+# model the top 50 alone left KG-consistency for people at .02, the floor at chance keeps it, see
+# docs/RESULTS.md).
 DEFAULT_CANDIDATES = 50
+POOL_FLOOR = 1.0
 GENRE_RELATIONS = frozenset({"genre", "subject"})  # relation names (last part of a URI) whose objects are a film's genres
 
 # A cue before a mention ("I hate horror", "not Adam Sandler", "no horror", "don't like horror").
@@ -254,12 +262,14 @@ class GraphProximity:
 
 def adjust_scores(logits: torch.Tensor, proximity: GraphProximity, liked_entities, rejected: set[int] = frozenset(),
                   proximity_weight: float = DEFAULT_PROXIMITY_WEIGHT, negative_weight: float = DEFAULT_NEGATIVE_WEIGHT,
-                  candidates: int | None = DEFAULT_CANDIDATES, excluded=()) -> torch.Tensor:
+                  candidates: int | None = DEFAULT_CANDIDATES, excluded=(), pool_floor: float | None = POOL_FLOOR) -> torch.Tensor:
     """Ranking scores for one context (the same order as ``logits`` when nothing applies).
 
     The pool is the recommender's top ``candidates`` items by ``logits`` leaving out ``excluded``
-    item indices (the mentioned items the caller removes; None or 0: every item, the graph terms
-    then act on all items). Pool items score ``log_softmax(logits) + proximity_weight * (boost -
+    item indices (the mentioned items the caller removes), together with every item whose
+    recommender probability is at least ``pool_floor / n_item`` (``pool_floor`` times chance; None
+    or 0: the top ``candidates`` alone); ``candidates`` None or 0: every item, the graph terms then
+    act on all items. Pool items score ``log_softmax(logits) + proximity_weight * (boost -
     mismatch) - negative_weight * penalty``: ``boost`` over the liked non-item entities and the
     genres of the liked items (:meth:`GraphProximity.boost`), ``mismatch`` against those genres
     (:meth:`GraphProximity.mismatch`), ``penalty`` over the rejected non-item entities. Every
@@ -282,6 +292,8 @@ def adjust_scores(logits: torch.Tensor, proximity: GraphProximity, liked_entitie
             eligible[excluded] = float("-inf")
         pool = torch.zeros(len(base), dtype=torch.bool, device=base.device)
         pool[torch.topk(eligible, min(candidates, len(base))).indices] = True
+        if pool_floor:
+            pool |= eligible >= math.log(pool_floor / len(base))
         floor = ranking[pool].min() - 1.0  # every item outside the pool ranks below the pool
         ranking = torch.where(pool, ranking, floor + base - base.max())
     return ranking
