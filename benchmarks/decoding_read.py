@@ -5,7 +5,9 @@
     python benchmarks/decoding_read.py generate runs/quick/conversation/best --out_dir runs/decoding_read
     # 2. rate runs/decoding_read/blind.jsonl by hand into ratings.json: {"<id>": [grammatical, on_topic,
     #    film_where_human_did], ...} (1/0 each; the third is 1 when the human reply names no film)
-    # 3. score: join the ratings with the hidden key and write the table
+    # 3. latency (optional, alone on the machine): the latencies again, on a freshly loaded model
+    python benchmarks/decoding_read.py latency runs/decoding_read
+    # 4. score: join the ratings with the hidden key and write the table
     python benchmarks/decoding_read.py score runs/decoding_read --ratings runs/decoding_read/ratings.json \\
         --output docs/results/decoding_read.json
 
@@ -114,6 +116,26 @@ def generate(args) -> None:
     print(f"wrote {out_dir / 'blind.jsonl'} ({len(reads)} replies, decodings hidden); rate them into ratings.json")
 
 
+def latency(args) -> None:
+    """Re-measure every decoding's 20-token reply latency on a freshly loaded model, before anything
+    else runs in the process, and write it into ``metrics.json`` (``generate`` measures it after the
+    decoding's evaluation, which on a busy machine gave figures 30x the quiet ones: run this alone)."""
+    out_dir = Path(args.out_dir)
+    generated = json.loads((out_dir / "metrics.json").read_text())
+    data = KGSFData(DataArguments(data_dir=args.data_dir, cache_dir=args.cache_dir, train_source=args.train_source), generated["folder"])
+    model = build_model(data, ModelArguments(init_from=generated["folder"])).eval()
+    rows = data.split("validation", "conv")
+    picked = sorted(random.Random(generated["seed"]).sample(range(len(rows)), generated["turns"]))
+    rows = rows.select(picked)
+    for name, kwargs in generated["decodings"].items():
+        measured = reply_latency_ms(model, rows, data.collator("conv"), kwargs, args.latency_turns, generated["seed"])
+        generated["metrics"][name]["latency_ms_20_tokens"] = measured
+        print(json.dumps({name: measured}), flush=True)
+    generated["latency_command"] = " ".join(["python", "benchmarks/decoding_read.py", *sys.argv[1:]])
+    generated["latency_machine"] = machine()
+    (out_dir / "metrics.json").write_text(json.dumps(generated, indent=2))
+
+
 def score(args) -> dict:
     out_dir = Path(args.out_dir)
     key = json.loads((out_dir / "key.json").read_text())
@@ -153,6 +175,7 @@ def score(args) -> dict:
         "rated_blind": "replies shuffled across decodings with the decoding hidden (blind.jsonl), joined with key.json after rating",
         "folder": generated["folder"], "split": generated["split"], "turns_measured": generated["turns"],
         "machine": generated["machine"], "date": generated["date"], "generate_command": generated["command"],
+        "latency_command": generated.get("latency_command", generated["command"]),
         "score_command": " ".join(["python", "benchmarks/decoding_read.py", *sys.argv[1:]]),
         "decodings": table,
     }
@@ -176,13 +199,19 @@ def main(argv=None):
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--data_dir", default=None)
     gen.add_argument("--cache_dir", default=None)
+    lat = commands.add_parser("latency", help="re-measure the latencies alone, on a fresh model")
+    lat.add_argument("out_dir")
+    lat.add_argument("--latency_turns", type=int, default=20)
+    lat.add_argument("--data_dir", default=None)
+    lat.add_argument("--cache_dir", default=None)
+    lat.add_argument("--train_source", default="recovered", help="only validation is used; 'recovered' avoids rebuilding the train split")
     sco = commands.add_parser("score", help="join the ratings with the key and write the table")
     sco.add_argument("out_dir")
     sco.add_argument("--ratings", required=True)
     sco.add_argument("--output", required=True)
     sco.add_argument("--latency_budget_ms", type=float, default=300.0)
     args = parser.parse_args(argv)
-    generate(args) if args.command == "generate" else score(args)
+    {"generate": generate, "latency": latency, "score": score}[args.command](args)
 
 
 if __name__ == "__main__":

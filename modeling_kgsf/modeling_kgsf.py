@@ -188,8 +188,8 @@ class KGSFPreTrainedModel(PreTrainedModel):
                 body.set_item_token_ids(ids)
         generation_config = getattr(self, "generation_config", None)
         if generation_config is not None and self.can_generate():
-            if not hasattr(generation_config, "item_slots"):
-                apply_generation_defaults(generation_config)
+            if not hasattr(generation_config, "default_decoding"):  # saved before the decoding read (greedy) or before slots
+                apply_generation_defaults(generation_config)  # only where a key is unset or at the library default
             for key, value in KGSF_GENERATION_DEFAULTS.items():  # our own keys added since the folder was saved
                 if not hasattr(generation_config, key):  # (max_item_slots); the library's keys always exist
                     setattr(generation_config, key, value)

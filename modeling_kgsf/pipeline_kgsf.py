@@ -477,8 +477,9 @@ class ConversationalRecommender:
         """The next recommender turn (``model.generate``) and the items it names, with explanations.
 
         Decoding follows the folder's ``generation_config`` (item slots, no repeated 3-gram, a
-        repetition penalty; greedy unless told otherwise); any ``generate`` argument passes through,
-        e.g. ``num_beams=4``, ``do_sample=True`` or ``**generation_kgsf.PAPER_DECODING``. With item
+        repetition penalty, beam search with 4 beams: ``generation_kgsf.KGSF_GENERATION_DEFAULTS``);
+        any ``generate`` argument passes through, e.g. ``num_beams=1`` (greedy), ``do_sample=True,
+        num_beams=1`` or ``**generation_kgsf.PAPER_DECODING``. With item
         slots (docs/DESIGN.md, "Replies and item slots") each item the reply names is the best item
         of :meth:`recommend`'s ranking (top ``k``, same preferences, mentioned items left out) not
         named earlier in the reply, so the reply agrees with the recommendations. Items named
@@ -486,8 +487,6 @@ class ConversationalRecommender:
         items by the recommender's raw score. ``negation``, ``proximity_weight``,
         ``negative_weight`` and ``candidates`` are :meth:`recommend`'s.
         """
-        generate_kwargs.setdefault("num_beams", 1)
-        generate_kwargs.setdefault("do_sample", False)
         turns = normalize_turns(turns)
         row = self.context_row(turns)
         ranked = self._rank(turns, row, k=k, exclude_mentioned=True, explain=explain, top_words=5, top_entities=5, max_hops=max_hops,
