@@ -495,7 +495,7 @@ class EvaluationArguments:
                 "'{\"do_sample\": true, \"top_p\": 0.9}' (recorded in the output under generation.generate_kwargs)."})
     seed: int = field(default=42, metadata={"help": "Seed set before generating (for sampling decodings)."})
     skip_conversation: bool = field(default=False, metadata={"help": "Only evaluate recommendation (e.g. after stage 2)."})
-    show_samples: int = field(default=3, metadata={"help": "Sample dialogues printed."})
+    show_samples: int = field(default=3, metadata={"help": "Sample dialogues printed (and written under 'samples')."})
     output: str | None = field(default=None, metadata={"help": "Write the metrics to this JSON file."})
 
 
@@ -607,13 +607,18 @@ def evaluate_model(argv=None) -> dict:
             print("\n--- generated replies beside the human replies of the same turns ---")
             print(comparison_table(results))
         titles = data.resources.entities.movie_id_to_title
+        shown = []
         for context, reference, generated in samples[: eval_args.show_samples]:
-            turns = render(data.tokenizer, context, titles).split("_split_")
+            turns = [turn.strip() for turn in render(data.tokenizer, context, titles).split("_split_")]
+            shown.append({"context": turns[-3:], "reference": render(data.tokenizer, reference, titles),
+                          "generated": render(data.tokenizer, generated, titles)})
             print("\n--- sample dialogue ---")
-            for turn in turns[-3:]:
-                print(f"  context : {turn.strip()}")
-            print(f"  reference: {render(data.tokenizer, reference, titles)}")
-            print(f"  KGSF     : {render(data.tokenizer, generated, titles)}")
+            for turn in shown[-1]["context"]:
+                print(f"  context : {turn}")
+            print(f"  reference: {shown[-1]['reference']}")
+            print(f"  KGSF     : {shown[-1]['generated']}")
+        if shown:
+            results["samples"] = shown
         if eval_args.output:
             Path(eval_args.output).parent.mkdir(parents=True, exist_ok=True)
             Path(eval_args.output).write_text(json.dumps(results, indent=2), encoding="utf-8")
