@@ -179,6 +179,8 @@ class KGSFPreTrainedModel(PreTrainedModel):
     def _upgrade_old_folder(self, folder) -> None:
         """Folders saved before item slots: the item -> token map from the folder's ``vocab.json`` and
         ``kg_resources.json``, and the generation defaults (:mod:`.generation_kgsf`). Folders saved
+        when greedy search was the default (no ``default_decoding``) get beam search (4 beams) unless
+        they set a decoding of their own. Folders saved
         before the key/value cache say ``use_cache: false`` (the class required it then): it is turned
         on (the same replies, faster; ``generate(..., use_cache=False)`` still decodes without it)."""
         body = self.kgsf if hasattr(self, "kgsf") else self
@@ -188,8 +190,12 @@ class KGSFPreTrainedModel(PreTrainedModel):
                 body.set_item_token_ids(ids)
         generation_config = getattr(self, "generation_config", None)
         if generation_config is not None and self.can_generate():
-            if not hasattr(generation_config, "default_decoding"):  # saved before the decoding read (greedy) or before slots
-                apply_generation_defaults(generation_config)  # only where a key is unset or at the library default
+            if not hasattr(generation_config, "item_slots"):  # saved before item slots: every default where unset
+                apply_generation_defaults(generation_config)
+            elif not hasattr(generation_config, "default_decoding"):  # saved when greedy was the default
+                if generation_config.num_beams in (None, 1) and not generation_config.do_sample:
+                    generation_config.num_beams = KGSF_GENERATION_DEFAULTS["num_beams"]
+                generation_config.default_decoding = KGSF_GENERATION_DEFAULTS["default_decoding"]
             for key, value in KGSF_GENERATION_DEFAULTS.items():  # our own keys added since the folder was saved
                 if not hasattr(generation_config, key):  # (max_item_slots); the library's keys always exist
                     setattr(generation_config, key, value)

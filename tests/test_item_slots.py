@@ -17,6 +17,7 @@ from modeling_kgsf.generation_kgsf import (
 CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 ITEM_TOKENS = torch.arange(40, 40 + N_ITEM)  # kgsf_tiny marks tokens 40..51 as item tokens: item i <-> token 40 + i
 NO_REPETITION_CONTROL = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
+GREEDY = {**NO_REPETITION_CONTROL, "num_beams": 1}  # the default decoding is beam search (4 beams)
 
 
 def context(batch):
@@ -133,14 +134,14 @@ def test_item_token_map_from_a_vocabulary():
 def test_greedy_item_slots_match_the_rule_written_by_hand():
     model = slot_model()
     inputs = context(tiny_batch(seed=11))
-    generated = model.generate(**inputs, max_new_tokens=8, **NO_REPETITION_CONTROL)  # item slots: the default
+    generated = model.generate(**inputs, max_new_tokens=8, **GREEDY)  # item slots: the default
     expected = slot_greedy_by_hand(model, inputs, 8)
     assert torch.equal(generated, expected[:, : generated.shape[1]])
     assert any(items_of(row) for row in generated), "no slot taken: the comparison would not test the slots"
 
 
 @pytest.mark.parametrize("mode", [{"num_beams": 1}, {"num_beams": 3, "num_return_sequences": 2},
-                                  {"do_sample": True, "num_return_sequences": 3, "temperature": 1.5}])
+                                  {"do_sample": True, "num_beams": 1, "num_return_sequences": 3, "temperature": 1.5}])
 def test_every_mode_names_the_best_unseen_items_in_order_never_twice(mode):
     model = slot_model()
     inputs = context(tiny_batch(seed=12))
@@ -163,11 +164,11 @@ def test_max_item_slots_caps_the_items_of_a_reply():
     """Without the cap this model chains items; with it no reply names more than the cap, in every mode."""
     model = slot_model()
     inputs = context(tiny_batch(seed=12))
-    uncapped = model.generate(**inputs, max_new_tokens=16, max_item_slots=None, **NO_REPETITION_CONTROL)
+    uncapped = model.generate(**inputs, max_new_tokens=16, max_item_slots=None, **GREEDY)
     most = max(len(items_of(row)) for row in uncapped)
     assert most >= 2, "the model names at most one item anyway: the cap would not be tested"
     assert model.generation_config.max_item_slots == 3
-    for mode in ({}, {"num_beams": 3}, {"do_sample": True}):
+    for mode in ({}, {"num_beams": 1}, {"num_beams": 3}, {"do_sample": True, "num_beams": 1}):
         torch.manual_seed(0)
         capped = model.generate(**inputs, max_new_tokens=16, max_item_slots=most - 1, **NO_REPETITION_CONTROL, **mode)
         assert max(len(items_of(row)) for row in capped) <= most - 1, mode
@@ -230,7 +231,7 @@ def test_default_settings_do_not_loop_where_paper_decoding_does():
     inputs = context(tiny_batch(seed=11))
     paper = model.generate(**inputs, max_new_tokens=20, **PAPER_DECODING)
     assert any(repeated_ngram([t for t in row if t not in (0, 1, 2)]) for row in paper.tolist())  # the test has a loop to stop
-    for kwargs in ({}, {"num_beams": 3}, {"do_sample": True}):
+    for kwargs in ({}, {"num_beams": 1}, {"num_beams": 3}, {"do_sample": True, "num_beams": 1}):
         torch.manual_seed(0)
         replies = model.generate(**inputs, max_new_tokens=20, **kwargs)
         for row in replies.tolist():
@@ -263,18 +264,22 @@ def test_older_folders_get_the_item_tokens_and_the_generation_defaults(tmp_path)
     del weights["kgsf.item_token_ids"]
     save_file(weights, old / "model.safetensors", metadata={"format": "pt"})
     generation = json.loads((old / "generation_config.json").read_text())
-    for key in ("item_slots", "no_repeat_ngram_size", "repetition_penalty"):
+    for key in ("item_slots", "no_repeat_ngram_size", "repetition_penalty", "num_beams", "default_decoding"):
         del generation[key]
     (old / "generation_config.json").write_text(json.dumps(generation))
     loaded = KGSFForConversationalRecommendation.from_pretrained(old)
     assert (loaded.kgsf.item_token_ids == -1).all() and not loaded.kgsf.item_tokens_known()
     assert loaded.generation_config.item_slots is True and loaded.generation_config.no_repeat_ngram_size == 3
     assert loaded.generation_config.max_item_slots == 3
+    assert (loaded.generation_config.num_beams, loaded.generation_config.default_decoding) == (4, "beam4")
     # saved with item slots but before the cap existed: the cap is added, the folder's other choices kept
     del generation["max_item_slots"]
     (old / "generation_config.json").write_text(json.dumps({**generation, "item_slots": True, "no_repeat_ngram_size": 0}))
     loaded = KGSFForConversationalRecommendation.from_pretrained(old)
     assert (loaded.generation_config.max_item_slots, loaded.generation_config.no_repeat_ngram_size) == (3, 0)
+    assert loaded.generation_config.num_beams == 4  # saved when greedy was the default: the read's choice now
+    (old / "generation_config.json").write_text(json.dumps({**generation, "item_slots": True, "do_sample": True}))
+    assert KGSFForConversationalRecommendation.from_pretrained(old).generation_config.num_beams in (None, 1)  # its own decoding kept
     # with the tokenizer's vocab.json and kg_resources.json beside the weights, the map is rebuilt
     entities = model.kgsf.item_entity_ids.tolist()
     (old / "vocab.json").write_text(json.dumps({f"@m{i}": 40 + i for i in range(N_ITEM)}))

@@ -64,7 +64,7 @@ def runs(tmp_path_factory):
 
 
 def replies_and_rankings(folder, dataset, cache_dir, split="validation", **generate_kwargs):
-    """Greedy replies (default settings) for the split's turns and, per turn, the items by recommender
+    """Replies (the default settings and ``generate_kwargs``) for the split's turns and, per turn, the items by recommender
     score with the context's items left out."""
     model = KGSFForConversationalRecommendation.from_pretrained(folder).eval()
     data = KGSFData(DataArguments(dataset_dir=str(dataset), cache_dir=str(cache_dir)), str(folder))
@@ -86,7 +86,8 @@ def replies_and_rankings(folder, dataset, cache_dir, split="validation", **gener
 @pytest.mark.parametrize("path", ["scratch", "finetuned"])
 def test_replies_name_the_recommenders_top_unseen_item(runs, path):
     folder = runs["root"] / path / "best"
-    model, replies, rankings, token_of_item = replies_and_rankings(folder, runs["dataset"], runs["root"] / "cache")
+    # greedy search: the calibration's target (teacher-forced slot-vs-word margins); the default is beam search
+    model, replies, rankings, token_of_item = replies_and_rankings(folder, runs["dataset"], runs["root"] / "cache", num_beams=1)
     assert all(token >= 0 for token in token_of_item), token_of_item  # every item of the new dataset has its token
     item_of_token = {token: item for item, token in enumerate(token_of_item)}
     named = [[item_of_token[t] for t in reply.tolist() if t in item_of_token] for reply in replies]
