@@ -538,6 +538,14 @@ def parse_generate_kwargs(text: str | None) -> dict:
     return kwargs
 
 
+def recorded_generation_config(model) -> dict:
+    """The decoding a model's ``generation_config`` gives (what ``decoding="default"`` uses), for the record."""
+    config = getattr(model, "generation_config", None)
+    keys = ("default_decoding", "num_beams", "do_sample", "item_slots", "max_item_slots", "item_slot_bias", "no_repeat_ngram_size",
+            "repetition_penalty")
+    return {key: getattr(config, key, None) for key in keys} if config is not None else {}
+
+
 def follow_recorded_dataset(model_folder: str, data_args: DataArguments) -> None:
     """Evaluate a model on the dataset it was trained on: without ``--dataset_dir``, the generic-format
     dataset the folder records (:func:`~.evaluation.recorded_dataset`) is used, or, when that folder is
@@ -593,6 +601,7 @@ def evaluate_model(argv=None) -> dict:
         results["generation"] = {
             "protocol": eval_args.protocol, "decoding": decoding, "counting": counting, "turns": len(rows),
             **({"generation_batch_size": REFERENCE_BATCH_SIZE} if counting == "reference" else {}),
+            "model_generation_config": recorded_generation_config(accelerator.unwrap_model(model)),
             "generate_kwargs": {**generation_settings(accelerator.unwrap_model(model), decoding, max_new_tokens=eval_args.max_new_tokens,
                                                       counting=counting), **extra_kwargs},
         }
