@@ -53,6 +53,7 @@ def scripted(scripts, **kwargs):
     from kgsf_tiny import tiny_batch, tiny_model
 
     model = tiny_model().eval()
+    model.generation_config.num_beams = 1  # one scripted row per example (the default decoding searches 4 beams)
     batch = tiny_batch(batch_size=len(scripts))
     calls = []
     generate = model.generate
