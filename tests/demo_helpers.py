@@ -1,4 +1,4 @@
-"""A tiny saved KGSF folder for the web demo's tests and benchmark check (fake ReDial data)."""
+"""Tiny saved KGSF folders for the tests of what users run on a folder: the CLI, the pipeline, the web demo."""
 from __future__ import annotations
 
 import json

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fake_data import make_fake_data_dir
+from demo_helpers import TINY, tiny_folder
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "num_bases": 2, "item_graph_encoder": "featureless"}
 
 
 def kgsf_command() -> list[str]:
@@ -33,20 +32,7 @@ def kgsf(*args, stdin: str | None = None, check: bool = True):
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """A tiny KGSF folder written by ``modeling_kgsf.training.make_save_model`` (weights, vocab, kg_resources.json)."""
-    from modeling_kgsf import training as common
-    from modeling_kgsf.training import TrainingArguments
-    from datasets_scripts import kg
-
-    root = tmp_path_factory.mktemp("pipeline_cli")
-    data_dir = make_fake_data_dir(root / "data")
-    (root / "tiny.json").write_text(json.dumps(TINY))
-    data = common.KGSFData(common.DataArguments(data_dir=str(data_dir), cache_dir=str(root / "cache"), include_recovered=False))
-    # the fake graph is far below the reference's relation-frequency cut: keep every relation
-    data.resources.item_graph = kg.load_item_graph(data_dir, root / "cache", entities=data.resources.entities, relation_min_count=0)
-    model = common.build_model(data, common.ModelArguments(model_config=str(root / "tiny.json")))
-    out = root / "model"
-    common.make_save_model(data, "conversation", TrainingArguments(output_dir=str(root / "run")))(model, out, {"note": "untrained"})
-    return out
+    return tiny_folder(tmp_path_factory.mktemp("pipeline_cli"))
 
 
 def test_folder_holds_kg_resources(folder):
