@@ -313,6 +313,46 @@ def calibrate_item_slot_bias(model, batches, max_bias: float = 20.0) -> dict:
             "replies": int(margins.numel())}
 
 
+@torch.no_grad()
+def generated_item_ratio(model, batches, item_slot_bias: float, max_new_tokens: int = 20) -> float:
+    """Share of the replies that the model's own decoding (its ``generation_config``: beam search by
+    default) generates for ``batches`` that name at least one item, with ``item_slot_bias``."""
+    mask = model.kgsf.item_token_vocab_mask
+    named = total = 0
+    for batch in batches:
+        sequences = model.generate(**{key: batch[key] for key in SLOT_INPUTS if key in batch}, max_new_tokens=max_new_tokens,
+                                   item_slot_bias=float(item_slot_bias))
+        named += int(mask.to(sequences.device)[sequences[:, 1:]].any(dim=-1).sum())
+        total += sequences.shape[0]
+    return named / max(1, total)
+
+
+def calibrate_item_slot_bias_by_generation(model, batches, target: float, start: float = 0.0, max_bias: float = 20.0,
+                                           steps: int = 6) -> dict:
+    """The smallest ``item_slot_bias`` >= ``start`` with which the model's own decoding names items in at
+    least a ``target`` share of its replies to ``batches``, by bisection over ``[start, max_bias]``
+    (``steps`` halvings). Teacher-forced margins (:func:`calibrate_item_slot_bias`) describe greedy
+    decoding; beam search keeps a whole sequence's probability and can pass the slot by where greedy
+    takes it, so the default decoding is checked by generating. Returns ``{"item_slot_bias",
+    "generated_item_ratio", "target", "passes"}`` and sets nothing."""
+    model.eval()
+    ratio, passes = generated_item_ratio(model, batches, start), 1
+    if target <= 0 or ratio >= target:
+        return {"item_slot_bias": float(start), "generated_item_ratio": ratio, "target": target, "passes": passes}
+    low, high = float(start), float(max_bias)
+    high_ratio, passes = generated_item_ratio(model, batches, high), passes + 1
+    if high_ratio < target:
+        return {"item_slot_bias": high, "generated_item_ratio": high_ratio, "target": target, "passes": passes}
+    for _ in range(steps):
+        middle = (low + high) / 2
+        middle_ratio, passes = generated_item_ratio(model, batches, middle), passes + 1
+        if middle_ratio >= target:
+            high, high_ratio = middle, middle_ratio
+        else:
+            low = middle
+    return {"item_slot_bias": high, "generated_item_ratio": high_ratio, "target": target, "passes": passes}
+
+
 def repeated_ngram(tokens: list, n: int = 3) -> bool:
     """Whether a word ``n``-gram occurs twice in ``tokens`` (the loop measure of the reply tests)."""
     grams = [tuple(tokens[i: i + n]) for i in range(len(tokens) - n + 1)]

@@ -15,7 +15,7 @@ import torch
 
 from fake_crs import conversation, make_crs_dataset
 from modeling_kgsf import KGSFForConversationalRecommendation
-from modeling_kgsf.generation_kgsf import ItemSlotLogitsProcessor, calibrate_item_slot_bias
+from modeling_kgsf.generation_kgsf import ItemSlotLogitsProcessor, calibrate_item_slot_bias, generated_item_ratio
 from modeling_kgsf.training import DataArguments, KGSFData
 from modeling_kgsf.training.stages import CONTEXT_KEYS, train_conversation
 
@@ -86,8 +86,8 @@ def replies_and_rankings(folder, dataset, cache_dir, split="validation", **gener
 @pytest.mark.parametrize("path", ["scratch", "finetuned"])
 def test_replies_name_the_recommenders_top_unseen_item(runs, path):
     folder = runs["root"] / path / "best"
-    # greedy search: the calibration's target (teacher-forced slot-vs-word margins); the default is beam search
-    model, replies, rankings, token_of_item = replies_and_rankings(folder, runs["dataset"], runs["root"] / "cache", num_beams=1)
+    # the default decoding (beam search), which the calibration checks by generating
+    model, replies, rankings, token_of_item = replies_and_rankings(folder, runs["dataset"], runs["root"] / "cache")
     assert all(token >= 0 for token in token_of_item), token_of_item  # every item of the new dataset has its token
     item_of_token = {token: item for item, token in enumerate(token_of_item)}
     named = [[item_of_token[t] for t in reply.tolist() if t in item_of_token] for reply in replies]
@@ -99,15 +99,19 @@ def test_replies_name_the_recommenders_top_unseen_item(runs, path):
 
 
 def test_the_bias_is_the_calibration_of_the_saved_folder(runs):
-    """The saved bias is what calibrate_item_slot_bias finds on validation; without it the model names nothing."""
+    """The saved bias is calibrated on validation; without it the model names nothing."""
     folder = runs["root"] / "scratch" / "best"
     model, replies, _, token_of_item = replies_and_rankings(folder, runs["dataset"], runs["root"] / "cache", item_slot_bias=0.0)
     assert not torch.isin(replies, torch.tensor(token_of_item)).any()  # the slot never wins on its own
     data = KGSFData(DataArguments(dataset_dir=str(runs["dataset"]), cache_dir=str(runs["root"] / "cache")), str(folder))
     rows = data.split("validation", "conv")
-    result = calibrate_item_slot_bias(model, [data.collator("conv")([rows[i] for i in range(len(rows))])])
-    assert result["item_slot_bias"] == pytest.approx(model.generation_config.item_slot_bias)
+    batches = [data.collator("conv")([rows[i] for i in range(len(rows))])]
+    result = calibrate_item_slot_bias(model, batches)
     assert result["human_item_ratio"] == pytest.approx(0.2) and result["slot_win_ratio_before"] < 0.2 <= result["slot_win_ratio_after"]
+    # the saved bias is at least greedy's teacher-forced one, and with it the default decoding names items as often as the humans
+    saved = model.generation_config.item_slot_bias
+    assert saved >= result["item_slot_bias"] - 1e-6
+    assert generated_item_ratio(model, batches, saved) >= 0.2
 
 
 def test_no_bias_where_no_reply_names_an_item():

@@ -30,7 +30,7 @@ from datasets_scripts.redial import load_redial, load_resources
 from datasets_scripts.word2vec import train_word2vec
 
 from ..configuration_kgsf import KGSFConfig
-from ..generation_kgsf import calibrate_item_slot_bias, item_token_ids_from_vocab
+from ..generation_kgsf import calibrate_item_slot_bias, calibrate_item_slot_bias_by_generation, item_token_ids_from_vocab
 from ..modeling_kgsf import KGSFForConversationalRecommendation
 from ..tokenization_kgsf import KGSFTokenizer
 from .evaluation import (DECODINGS, REFERENCE_BATCH_SIZE, conversation_dataloader, evaluate_conversation, evaluate_recommendation,
@@ -451,10 +451,16 @@ def train_conversation(argv=None) -> dict:
     return summary
 
 
+CALIBRATION_ROWS = 256  # validation turns generated per pass when checking the bias with the model's own decoding
+
+
 def calibrate_saved_item_slots(folder: Path, rows, collator, batch_size: int) -> dict | None:
-    """Set ``item_slot_bias`` in a saved folder's ``generation_config.json`` from its model's scores on
-    ``rows`` (:func:`generation_kgsf.calibrate_item_slot_bias`: replies name items about as often as the
-    human ones); None when the folder is missing or its model has no item tokens."""
+    """Set ``item_slot_bias`` in a saved folder's ``generation_config.json`` so that its replies name items
+    about as often as the human ones of ``rows``: the teacher-forced estimate
+    (:func:`generation_kgsf.calibrate_item_slot_bias`, greedy's), then raised until the model's own
+    decoding (beam search by default) reaches the human share on the first ``CALIBRATION_ROWS`` rows
+    (:func:`generation_kgsf.calibrate_item_slot_bias_by_generation`); None when the folder is missing or
+    its model has no item tokens."""
     if not (folder / "config.json").is_file():
         return None
     model = KGSFForConversationalRecommendation.from_pretrained(folder)
@@ -462,6 +468,11 @@ def calibrate_saved_item_slots(folder: Path, rows, collator, batch_size: int) ->
         return None
     loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collator)
     result = calibrate_item_slot_bias(model, loader)
+    sample = DataLoader(rows.select(range(min(CALIBRATION_ROWS, len(rows)))) if hasattr(rows, "select") else rows[:CALIBRATION_ROWS],
+                        batch_size=batch_size, shuffle=False, collate_fn=collator)
+    generated = calibrate_item_slot_bias_by_generation(model, sample, target=result["human_item_ratio"], start=result["item_slot_bias"])
+    result.update(teacher_forced_bias=result["item_slot_bias"], item_slot_bias=generated["item_slot_bias"],
+                  generated_item_ratio=generated["generated_item_ratio"], generation_passes=generated["passes"])
     model.generation_config.item_slot_bias = result["item_slot_bias"]
     model.generation_config.save_pretrained(folder)
     return result
