@@ -72,7 +72,9 @@ def main(argv=None) -> dict:
                                       [PYTHON, "examples/evaluate_kgsf.py", "--model", work / model / "conversation" / "best",
                                        "--dataset_dir", dataset, "--show_samples", args.show_samples, "--output", work / f"{model}_test.json",
                                        *data_flags])
-    seconds, commands = {}, {}
+    timings = work / "seconds.json"  # kept across --resume, so that the record has every step's time
+    seconds = json.loads(timings.read_text()) if args.resume and timings.exists() else {}
+    commands = {}
     for name, (done, command) in steps.items():
         commands[name] = shlex.join(map(str, command))
         if args.resume and done is not None and done.exists():
@@ -80,6 +82,7 @@ def main(argv=None) -> dict:
             continue
         print(f"[{name}] {commands[name]}", flush=True)
         seconds[name] = run(command, work / f"{name}.log")
+        timings.write_text(json.dumps(seconds, indent=1))
         print(f"[{name}] {seconds[name]} s", flush=True)
     models = {}
     for model in ("scratch", "finetuned"):
