@@ -343,7 +343,8 @@ class ConversationalRecommender:
         shown = []
         for token in tokens:
             movie = _MOVIE_TOKEN.match(token)
-            shown.append(titles.get(movie.group(1), token) if movie else token)
+            title = titles.get(movie.group(1)) if movie else None
+            shown.append(" ".join(title.split()) if title else token)  # as entity_name: ReDial writes some titles with two spaces
         return self.tokenizer.convert_tokens_to_string(shown)
 
     # ------------------------------------------------------------------ inputs

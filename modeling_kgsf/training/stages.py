@@ -512,7 +512,8 @@ class EvaluationArguments:
 
 def render(tokenizer, tokens: list[str], titles: dict) -> str:
     """Tokens as text, with ``@movieId`` shown as the movie title."""
-    return tokenizer.convert_tokens_to_string([titles.get(token[1:], token) if token.startswith("@") else token for token in tokens])
+    return tokenizer.convert_tokens_to_string([" ".join(titles.get(token[1:], token).split()) if token.startswith("@") else token
+                                              for token in tokens])
 
 
 COMPARED_METRICS = ("distinct-2", "distinct-3", "distinct-4", "distinct-2_per_sentence", "distinct-3_per_sentence",
