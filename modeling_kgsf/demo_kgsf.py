@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from . import preferences_kgsf as prefs
-from .generation_kgsf import PAPER_DECODING
+from .generation_kgsf import PAPER_DECODING, decoding_summary
 from .pipeline_kgsf import ConversationalRecommender, ConversationError, normalize_turns
 
 DECODINGS = ("default", "greedy", "beam", "sampling", "paper")
@@ -129,12 +129,7 @@ class DemoCore:
         """Folder, item and entity counts, the folder's generation defaults."""
         entities = self.crs.resources.entities
         return {"folder": self.folder, "items": len(entities.item_entity_ids), "entities": entities.num_entities,
-                "relations": len(self.crs.resources.relation_names), "generation": self._generation_defaults()}
-
-    def _generation_defaults(self) -> dict:
-        config = self.crs.model.generation_config
-        keys = ("item_slots", "max_item_slots", "no_repeat_ngram_size", "repetition_penalty", "num_beams", "do_sample")
-        return {key: getattr(config, key, None) for key in keys}
+                "relations": len(self.crs.resources.relation_names), "generation": decoding_summary(self.crs.model.generation_config)}
 
     def node_type(self, entity_id: int) -> str:
         """``film`` for an item (``item`` outside ReDial), else the role its relations to items give it
@@ -195,7 +190,7 @@ class DemoCore:
         seconds = time.perf_counter() - started
         rejected, rejected_words = prefs.rejected_in_turns(normalize_turns(turns), self.crs.processor.tokenizer, self.crs.processor.linker,
                                                            concept_id=self.crs.processor.concept_id) if settings.negation else (set(), set())
-        decoding = {**self._generation_defaults(), **kwargs}
+        decoding = {**decoding_summary(self.crs.model.generation_config), **kwargs}
         named = {item.entity_id: item for item in reply.items}
         movie_entity = self.crs.resources.entities.movie_id_to_entity
         slots = [{"position": position, "token": token, "item": named[entity].title, "rank": named[entity].rank}

@@ -70,6 +70,15 @@ KGSF_GENERATION_DEFAULTS = {"item_slots": True, "max_item_slots": 3, "item_slot_
                             "repetition_penalty": 1.2, "num_beams": 4, "default_decoding": "beam4"}
 
 
+DECODING_KEYS = ("default_decoding", "num_beams", "do_sample", "item_slots", "max_item_slots", "item_slot_bias",
+                 "no_repeat_ngram_size", "repetition_penalty")
+
+
+def decoding_summary(generation_config) -> dict:
+    """The decoding a ``generation_config`` gives (:data:`DECODING_KEYS`), for records and displays."""
+    return {key: getattr(generation_config, key, None) for key in DECODING_KEYS} if generation_config is not None else {}
+
+
 def apply_generation_defaults(generation_config, only_unset: bool = True):
     """Set :data:`KGSF_GENERATION_DEFAULTS` on ``generation_config`` (in place, returned).
 

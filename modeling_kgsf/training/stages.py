@@ -30,7 +30,7 @@ from datasets_scripts.redial import load_redial, load_resources
 from datasets_scripts.word2vec import train_word2vec
 
 from ..configuration_kgsf import KGSFConfig
-from ..generation_kgsf import calibrate_item_slot_bias, calibrate_item_slot_bias_by_generation, item_token_ids_from_vocab
+from ..generation_kgsf import calibrate_item_slot_bias, calibrate_item_slot_bias_by_generation, decoding_summary, item_token_ids_from_vocab
 from ..modeling_kgsf import KGSFForConversationalRecommendation
 from ..tokenization_kgsf import KGSFTokenizer
 from .evaluation import (DECODINGS, REFERENCE_BATCH_SIZE, conversation_dataloader, evaluate_conversation, evaluate_recommendation,
@@ -468,8 +468,7 @@ def calibrate_saved_item_slots(folder: Path, rows, collator, batch_size: int) ->
         return None
     loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collator)
     result = calibrate_item_slot_bias(model, loader)
-    sample = DataLoader(rows.select(range(min(CALIBRATION_ROWS, len(rows)))) if hasattr(rows, "select") else rows[:CALIBRATION_ROWS],
-                        batch_size=batch_size, shuffle=False, collate_fn=collator)
+    sample = DataLoader(rows.select(range(min(CALIBRATION_ROWS, len(rows)))), batch_size=batch_size, shuffle=False, collate_fn=collator)
     generated = calibrate_item_slot_bias_by_generation(model, sample, target=result["human_item_ratio"], start=result["item_slot_bias"])
     result.update(teacher_forced_bias=result["item_slot_bias"], item_slot_bias=generated["item_slot_bias"],
                   generated_item_ratio=generated["generated_item_ratio"], generation_passes=generated["passes"])
@@ -550,14 +549,6 @@ def parse_generate_kwargs(text: str | None) -> dict:
     return kwargs
 
 
-def recorded_generation_config(model) -> dict:
-    """The decoding a model's ``generation_config`` gives (what ``decoding="default"`` uses), for the record."""
-    config = getattr(model, "generation_config", None)
-    keys = ("default_decoding", "num_beams", "do_sample", "item_slots", "max_item_slots", "item_slot_bias", "no_repeat_ngram_size",
-            "repetition_penalty")
-    return {key: getattr(config, key, None) for key in keys} if config is not None else {}
-
-
 def follow_recorded_dataset(model_folder: str, data_args: DataArguments) -> None:
     """Evaluate a model on the dataset it was trained on: without ``--dataset_dir``, the generic-format
     dataset the folder records (:func:`~.evaluation.recorded_dataset`) is used, or, when that folder is
@@ -613,7 +604,7 @@ def evaluate_model(argv=None) -> dict:
         results["generation"] = {
             "protocol": eval_args.protocol, "decoding": decoding, "counting": counting, "turns": len(rows),
             **({"generation_batch_size": REFERENCE_BATCH_SIZE} if counting == "reference" else {}),
-            "model_generation_config": recorded_generation_config(accelerator.unwrap_model(model)),
+            "model_generation_config": decoding_summary(getattr(accelerator.unwrap_model(model), "generation_config", None)),
             "generate_kwargs": {**generation_settings(accelerator.unwrap_model(model), decoding, max_new_tokens=eval_args.max_new_tokens,
                                                       counting=counting), **extra_kwargs},
         }
