@@ -168,23 +168,13 @@ def _redial_turns(record: dict, where: str, stats: Counter) -> list[tuple[dict, 
     return turns
 
 
-def convert_layout(layout: Layout, source: str | Path, output: str | Path, name: str | None = None, item_ids: str | Path | None = None,
-                   role_map: dict[str, str] | None = None, placeholders: bool = True, word_graph: str | None = None, log=warn) -> dict:
-    """Convert a dataset folder in ``layout`` (:data:`UNICRS` or :data:`CRSLAB`) into ``output``; returns counts.
+# (where, conversation id, [(turn, role or None)]) of each conversation, by split
+_Conversations = dict[str, list[tuple[str, str, list[tuple[dict, str | None]]]]]
 
-    Writes :data:`~datasets_scripts.convert_crs.REPORT_FILE` into ``output`` and gives ``log`` (one line
-    each, stderr by default) a warning per split without conversations and the placeholders' summary."""
-    source, output = Path(source), Path(output)
-    if not source.is_dir():
-        raise CRSFormatError(f"{source}: not a folder")
-    keys = read_entity_ids(_find(source, ("entity2id.json",), "entity ids"))
-    triples, self_loops = read_subkg(_find(source, layout.kg, "knowledge graph"), keys, _relation_names(source / "relation2id.json"))
-    split_records = {split: (path, read_json_records(path)) for split in SPLITS
-                     for path in [_find(source, layout.splits[split], f"{split} dialogues")]}
 
-    # The turns of every conversation with the role they speak in, before anything is converted.
-    stats: Counter = Counter()
-    conversations: dict[str, list[tuple[str, str, list[tuple[dict, str | None]]]]] = {}
+def _read_conversations(layout: Layout, split_records: dict, stats: Counter) -> _Conversations:
+    """The turns of every conversation with the role they speak in, before anything is converted."""
+    conversations: _Conversations = {}
     for split, (path, records) in split_records.items():
         conversations[split] = []
         for number, record in records:
@@ -195,9 +185,11 @@ def convert_layout(layout: Layout, source: str | Path, output: str | Path, name:
                 turns = [(turn, None) for turn in dialog_of(record, layout.dialog_keys, where)]
             identifier = next((record[key] for key in ("conv_id", "conversationId", "dialog_id") if isinstance(record, dict) and key in record), None)
             conversations[split].append((where, str(identifier if identifier is not None else f"{split}-{number}"), turns))
+    return conversations
 
-    # Items: the item ids file, else every linked movie; named as the dialogues name them, else by their URI.
-    uri_id = {key: entity_id for entity_id, key in keys.items()}
+
+def _linked_movies(layout: Layout, conversations: _Conversations, uri_id: dict[str, int]) -> tuple[set[int], dict[str, Counter]]:
+    """The entity ids of the movies the turns link, and URI -> how often the turns name it each way."""
     names: dict[str, Counter] = {}
     linked: set[int] = set()
     for split_conversations in conversations.values():
@@ -213,7 +205,12 @@ def convert_layout(layout: Layout, source: str | Path, output: str | Path, name:
                     for link, title in zip(links, titles):
                         if isinstance(link, str) and isinstance(title, str) and title.strip():
                             names.setdefault(link, Counter())[" ".join(title.split())] += 1
-    ids_file = Path(item_ids) if item_ids else next((source / name for name in layout.item_ids if (source / name).exists()), None)
+    return linked, names
+
+
+def _items(layout: Layout, source: Path, ids_file: Path | None, keys: dict[int, str], conversations: _Conversations) -> list[Item]:
+    """Items: ``ids_file``'s, else every linked movie; named as the dialogues name them, else by their URI."""
+    linked, names = _linked_movies(layout, conversations, {key: entity_id for entity_id, key in keys.items()})
     item_entity_ids = _item_ids(ids_file, keys) if ids_file else sorted(linked)
     if not item_entity_ids:
         raise CRSFormatError(f"{source}: no items: no {' or '.join(layout.item_ids)} (give --item-ids) and no turn links a movie")
@@ -222,6 +219,40 @@ def convert_layout(layout: Layout, source: str | Path, output: str | Path, name:
         uri = keys[entity_id]
         title = names[uri].most_common(1)[0][0] if uri in names else (name_from_uri(uri) or (None,))[0]
         items.append(Item(str(entity_id), title, uri))
+    return items
+
+
+def _convert_conversations(split_conversations: list, converter: TurnConverter, stats: Counter) -> list[dict]:
+    """One split's rows in the generic format; conversations without turns are skipped and counted."""
+    rows = []
+    for where, identifier, turns in split_conversations:
+        if not turns:
+            stats["conversations without turns (skipped)"] += 1
+            continue
+        rows.append({"conversation_id": identifier, "turns": [
+            converter.turn(turn, f"{where}, turn {position}", role) for position, (turn, role) in enumerate(turns, start=1)]})
+    return rows
+
+
+def convert_layout(layout: Layout, source: str | Path, output: str | Path, name: str | None = None, item_ids: str | Path | None = None,
+                   role_map: dict[str, str] | None = None, placeholders: bool = True, word_graph: str | None = None, log=warn) -> dict:
+    """Convert a dataset folder in ``layout`` (:data:`UNICRS` or :data:`CRSLAB`) into ``output``; returns counts.
+
+    Writes :data:`~datasets_scripts.convert_crs.REPORT_FILE` into ``output`` and gives ``log`` (one line
+    each, stderr by default) a warning per split without conversations and the placeholders' summary."""
+    source, output = Path(source), Path(output)
+    if not source.is_dir():
+        raise CRSFormatError(f"{source}: not a folder")
+    keys = read_entity_ids(_find(source, ("entity2id.json",), "entity ids"))
+    triples, self_loops = read_subkg(_find(source, layout.kg, "knowledge graph"), keys, _relation_names(source / "relation2id.json"))
+    split_records = {split: (path, read_json_records(path)) for split in SPLITS
+                     for path in [_find(source, layout.splits[split], f"{split} dialogues")]}
+
+    stats: Counter = Counter()
+    conversations = _read_conversations(layout, split_records, stats)
+    uri_id = {key: entity_id for entity_id, key in keys.items()}
+    ids_file = Path(item_ids) if item_ids else next((source / name for name in layout.item_ids if (source / name).exists()), None)
+    items = _items(layout, source, ids_file, keys, conversations)
     item_keys = {item.node for item in items}
 
     nodes = set(uri_id) | {end for head, _, tail in triples for end in (head, tail)}
@@ -231,16 +262,8 @@ def convert_layout(layout: Layout, source: str | Path, output: str | Path, name:
     writer = PlaceholderWriter([*item_map.titles(), *turn_names(all_turns, layout.names_key)], corpus_common_words(turn_texts(all_turns)))
     converter = TurnConverter(items_key=layout.items_key, entities_key=layout.entities_key, names_key=layout.names_key, role_map=role_map,
                               items=item_map, nodes=nodes, placeholders=placeholders, stats=stats, writer=writer)
-    split_rows = {}
-    for split, split_conversations in conversations.items():
-        rows = []
-        for where, identifier, turns in split_conversations:
-            if not turns:
-                stats["conversations without turns (skipped)"] += 1
-                continue
-            rows.append({"conversation_id": identifier, "turns": [
-                converter.turn(turn, f"{where}, turn {position}", role) for position, (turn, role) in enumerate(turns, start=1)]})
-        split_rows[split] = rows
+    split_rows = {split: _convert_conversations(split_conversations, converter, stats)
+                  for split, split_conversations in conversations.items()}
 
     output.mkdir(parents=True, exist_ok=True)
     write_jsonl(({"id": item.id, "name": item.name, "entity": item.node} for item in items), output / "items.jsonl")

@@ -434,18 +434,10 @@ def rebuild_dialogue(dialogue: list[dict], maps: MovieMaps, stats: Counter) -> l
     ``text`` uses ``@movieId`` mentions; ``titled`` is the turn in UniCRS's title notation
     (used for the overlap test; for a last recommender turn, filled with csv titles).
     """
-    last = dialogue[-1]
-    titled_turns = list(last["context"])
+    titled_turns = list(dialogue[-1]["context"])
     n_turns = len(titled_turns) + 1  # + the last resp
     roles = ["seeker" if i % 2 == 0 else "recommender" for i in range(n_turns)]
-
-    # movies known for this dialogue: title -> movieId, from rec ids and context entity ids
-    known: dict[str, str] = {}
-    all_ids = [i for sample in dialogue for i in sample.get("rec", [])] + list(last.get("entity", []))
-    for unicrs_id in all_ids:
-        movie_id = maps.unicrs_to_movie(unicrs_id)
-        if movie_id is not None and maps.title_of(movie_id):
-            known.setdefault(maps.title_of(movie_id), movie_id)
+    known = _known_movies(dialogue, maps)
 
     texts: list[str | None] = [None] * n_turns
     needs_search = {turn for turn in range(n_turns) if roles[turn] == "seeker"}
@@ -453,62 +445,21 @@ def rebuild_dialogue(dialogue: list[dict], maps: MovieMaps, stats: Counter) -> l
     for k, sample in enumerate(dialogue):
         turn = len(sample["context"])
         masked = sample["resp"]
-        n_placeholders = masked.count(PLACEHOLDER)
         rec_movies = [maps.unicrs_to_movie(i) for i in sample.get("rec", [])]
-        stats["resp_placeholders"] += n_placeholders
+        stats["resp_placeholders"] += masked.count(PLACEHOLDER)
         if k + 1 < len(dialogue):  # titled copy in the next sample's context
             titled = dialogue[k + 1]["context"][turn]
-            titles = align_placeholders(
-                masked, titled, is_known=lambda t: t.strip() in known or t.strip() in maps.title_to_movies
-            )
-            if titles is None or len(titles) != n_placeholders:
-                stats["resp_alignment_failed"] += 1
-                stats["resp_placeholders_unmapped"] += n_placeholders
+            texts[turn] = _recover_resp(masked, titled, rec_movies, known, maps, stats)
+            if texts[turn] is None:
                 texts[turn] = titled  # keep the titled text; seeker-style search below
                 needs_search.add(turn)
-                continue
-            movie_ids = []
-            for position, span in enumerate(titles):
-                # a csv title with a trailing space ("Barbershop ") leaves it before punctuation
-                title = span.strip()
-                in_order = rec_movies[position] if len(rec_movies) == n_placeholders else None
-                movie_id = in_order if in_order and maps.title_of(in_order) == title else None
-                movie_id = movie_id or _choose_movie(title, [m for m in rec_movies if m], known, maps)
-                if in_order is not None:  # how often rec order is mention order
-                    stats["rec_order_checked"] += 1
-                    stats["rec_order_agrees"] += int(maps.title_of(in_order) == title)
-                if movie_id is None:
-                    stats["resp_placeholders_unmapped"] += 1
-                    movie_ids.append(None)
-                else:
-                    stats["resp_placeholders_mapped"] += 1
-                    known.setdefault(title, movie_id)
-                    movie_ids.append(movie_id)
-            pieces = masked.split(PLACEHOLDER)
-            out = [pieces[0]]
-            for span, movie_id, piece in zip(titles, movie_ids, pieces[1:]):
-                out.append(span if movie_id is None else f"@{movie_id}")
-                out.append(piece)
-            texts[turn] = "".join(out)
         else:  # the last resp: fill from rec in order, or drop the turn
-            if n_placeholders and (len(rec_movies) != n_placeholders or not all(rec_movies)):
-                stats["last_resp_dropped_unfillable"] += 1
-                stats["resp_placeholders_unmapped"] += n_placeholders
-                stats["resp_placeholders_in_dropped_last_resp"] += n_placeholders
+            filled = _fill_last_resp(masked, rec_movies, maps, stats)
+            if filled is None:
                 n_turns -= 1
-                continue
-            stats["resp_placeholders_mapped"] += n_placeholders
-            stats["last_resp_filled_from_rec"] += int(n_placeholders > 0)
-            # rec order is mention order for ~85% of placeholders (rec_order_agrees), so the
-            # order of 2+ movies in a last resp is uncertain (the set of movies is right)
-            stats["last_resp_order_uncertain"] += int(n_placeholders > 1)
-            texts[turn] = _fill_placeholders(masked, rec_movies)
-            titled_turns.append(
-                "".join(
-                    piece if i == 0 else maps.title_of(rec_movies[i - 1]) + piece
-                    for i, piece in enumerate(masked.split(PLACEHOLDER))
-                )
-            )
+            else:
+                texts[turn], titled_last = filled
+                titled_turns.append(titled_last)
 
     # seeker turns (and recommender turns whose alignment failed): search titles
     for turn in sorted(needs_search):
@@ -525,6 +476,76 @@ def rebuild_dialogue(dialogue: list[dict], maps: MovieMaps, stats: Counter) -> l
             continue  # UniCRS's placeholder for "the recommender spoke first"
         turns.append({"role": roles[turn], "text": texts[turn], "titled": titled_turns[turn]})
     return turns
+
+
+def _known_movies(dialogue: list[dict], maps: MovieMaps) -> dict[str, str]:
+    """Title -> movieId for the movies of one dialogue: its rec ids, then its last context's entity ids."""
+    known: dict[str, str] = {}
+    all_ids = [i for sample in dialogue for i in sample.get("rec", [])] + list(dialogue[-1].get("entity", []))
+    for unicrs_id in all_ids:
+        movie_id = maps.unicrs_to_movie(unicrs_id)
+        if movie_id is not None and maps.title_of(movie_id):
+            known.setdefault(maps.title_of(movie_id), movie_id)
+    return known
+
+
+def _recover_resp(masked: str, titled: str, rec_movies: list[str | None], known: dict[str, str], maps: MovieMaps,
+                  stats: Counter) -> str | None:
+    """A recommender turn with ``@movieId`` mentions from its masked and titled copies; None when they do not align.
+
+    A placeholder whose movie is not found keeps its title; a found one is added to ``known``.
+    """
+    n_placeholders = masked.count(PLACEHOLDER)
+    titles = align_placeholders(
+        masked, titled, is_known=lambda t: t.strip() in known or t.strip() in maps.title_to_movies
+    )
+    if titles is None or len(titles) != n_placeholders:
+        stats["resp_alignment_failed"] += 1
+        stats["resp_placeholders_unmapped"] += n_placeholders
+        return None
+    movie_ids = []
+    for position, span in enumerate(titles):
+        # a csv title with a trailing space ("Barbershop ") leaves it before punctuation
+        title = span.strip()
+        in_order = rec_movies[position] if len(rec_movies) == n_placeholders else None
+        movie_id = in_order if in_order and maps.title_of(in_order) == title else None
+        movie_id = movie_id or _choose_movie(title, [m for m in rec_movies if m], known, maps)
+        if in_order is not None:  # how often rec order is mention order
+            stats["rec_order_checked"] += 1
+            stats["rec_order_agrees"] += int(maps.title_of(in_order) == title)
+        if movie_id is None:
+            stats["resp_placeholders_unmapped"] += 1
+            movie_ids.append(None)
+        else:
+            stats["resp_placeholders_mapped"] += 1
+            known.setdefault(title, movie_id)
+            movie_ids.append(movie_id)
+    pieces = masked.split(PLACEHOLDER)
+    out = [pieces[0]]
+    for span, movie_id, piece in zip(titles, movie_ids, pieces[1:]):
+        out.append(span if movie_id is None else f"@{movie_id}")
+        out.append(piece)
+    return "".join(out)
+
+
+def _fill_last_resp(masked: str, rec_movies: list[str | None], maps: MovieMaps, stats: Counter) -> tuple[str, str] | None:
+    """The last recommender turn (``@movieId`` text, titled text) filled from rec in order; None to drop it."""
+    n_placeholders = masked.count(PLACEHOLDER)
+    if n_placeholders and (len(rec_movies) != n_placeholders or not all(rec_movies)):
+        stats["last_resp_dropped_unfillable"] += 1
+        stats["resp_placeholders_unmapped"] += n_placeholders
+        stats["resp_placeholders_in_dropped_last_resp"] += n_placeholders
+        return None
+    stats["resp_placeholders_mapped"] += n_placeholders
+    stats["last_resp_filled_from_rec"] += int(n_placeholders > 0)
+    # rec order is mention order for ~85% of placeholders (rec_order_agrees), so the
+    # order of 2+ movies in a last resp is uncertain (the set of movies is right)
+    stats["last_resp_order_uncertain"] += int(n_placeholders > 1)
+    titled = "".join(
+        piece if i == 0 else maps.title_of(rec_movies[i - 1]) + piece
+        for i, piece in enumerate(masked.split(PLACEHOLDER))
+    )
+    return _fill_placeholders(masked, rec_movies), titled
 
 
 def to_redial_conversation(turns: list[dict], number: int, maps: MovieMaps) -> dict:

@@ -159,16 +159,8 @@ class KGSFConfig(PretrainedConfig):
         is_encoder_decoder: bool = True,
         **kwargs,
     ):
-        if mim_form not in MIM_FORMS:
-            raise ValueError(f"mim_form must be one of {MIM_FORMS}, got {mim_form!r}")
-        if item_graph_encoder not in ITEM_GRAPH_ENCODERS:
-            raise ValueError(f"item_graph_encoder must be one of {ITEM_GRAPH_ENCODERS}, got {item_graph_encoder!r}")
-        if rgcn_aggregation not in RGCN_AGGREGATIONS:
-            raise ValueError(f"rgcn_aggregation must be one of {RGCN_AGGREGATIONS}, got {rgcn_aggregation!r}")
-        if rec_loss_reduction not in REC_LOSS_REDUCTIONS:
-            raise ValueError(f"rec_loss_reduction must be one of {REC_LOSS_REDUCTIONS}, got {rec_loss_reduction!r}")
-        if d_model % attention_heads:
-            raise ValueError(f"d_model ({d_model}) must be divisible by attention_heads ({attention_heads})")
+        self._check_arguments(d_model, attention_heads, mim_form=mim_form, item_graph_encoder=item_graph_encoder,
+                              rgcn_aggregation=rgcn_aggregation, rec_loss_reduction=rec_loss_reduction)
         self.vocab_size = vocab_size
         self.d_model = d_model
         self.encoder_layers = encoder_layers
@@ -210,6 +202,18 @@ class KGSFConfig(PretrainedConfig):
             is_encoder_decoder=is_encoder_decoder,
             **kwargs,
         )
+
+    _CHOICES = {"mim_form": MIM_FORMS, "item_graph_encoder": ITEM_GRAPH_ENCODERS, "rgcn_aggregation": RGCN_AGGREGATIONS,
+                "rec_loss_reduction": REC_LOSS_REDUCTIONS}
+
+    @classmethod
+    def _check_arguments(cls, d_model: int, attention_heads: int, **switches: str) -> None:
+        """Raise ``ValueError`` on a switch outside its choices (:attr:`_CHOICES`) or heads that do not divide ``d_model``."""
+        for name, value in switches.items():
+            if value not in cls._CHOICES[name]:
+                raise ValueError(f"{name} must be one of {cls._CHOICES[name]}, got {value!r}")
+        if d_model % attention_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by attention_heads ({attention_heads})")
 
     # ------------------------------------------------------------------ strict overrides
     @classmethod

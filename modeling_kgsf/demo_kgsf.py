@@ -32,6 +32,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -415,26 +416,53 @@ def build_demo(folder_or_core: str | os.PathLike | DemoCore, ratings_file: str |
     gr = _import_gradio()
     core = folder_or_core if isinstance(folder_or_core, DemoCore) else DemoCore.from_pretrained(folder_or_core, ratings_file)
     info = core.describe()
-    export_dir = Path(tempfile.mkdtemp(prefix="kgsf-demo-"))
+    on = _event_handlers(gr, core, Path(tempfile.mkdtemp(prefix="kgsf-demo-")))
 
-    def settings_of(decoding, num_beams, seed, k, negation, proximity_weight, max_new_tokens):
-        return DemoSettings.from_dict({"decoding": decoding, "num_beams": num_beams, "seed": seed, "k": k, "negation": negation,
-                                       "proximity_weight": proximity_weight, "max_new_tokens": max_new_tokens})
+    with gr.Blocks(title="KGSF demo", analytics_enabled=False) as demo:
+        gr.Markdown(f"## KGSF conversational recommender\nModel `{_e(info['folder'])}`: {info['items']} items, "
+                    f"{info['entities']} KG entities. You are the seeker: say what you like.")
+        state = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=3):
+                ui = _chat_panel(gr)
+            with gr.Column(scale=2):
+                recs, inspect, controls = _side_panel(gr)
+        shown = [state, ui.chatbot, recs, inspect, ui.status]
+        rated = [state, ui.status, ui.comment]
+        ui.send.click(on.chat, [state, ui.message, *controls], [*shown, ui.message], api_name="chat")
+        ui.message.submit(on.chat, [state, ui.message, *controls], [*shown, ui.message], api_name=False)
+        ui.new.click(on.reset, [state], [*shown, ui.message], api_name="reset")
+        ui.export_button.click(on.export, [state], [ui.export_file, ui.status], api_name="export")
+        ui.import_file.upload(on.load, [state, ui.import_file], shown, api_name=False)
+        ui.up.click(lambda s, n, c: on.rate(s, True, n, c), [state, ui.reply_number, ui.comment], rated, api_name="rate_up")
+        ui.down.click(lambda s, n, c: on.rate(s, False, n, c), [state, ui.reply_number, ui.comment], rated, api_name="rate_down")
+        ui.chatbot.like(on.like, [state, ui.comment], rated, api_name=False)
+    demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
+    demo.kgsf_core = core  # for tests and the benchmark
+    return demo
 
-    def views(session: DemoSession, status: str):
-        record = session.records[-1] if session.records else None
-        return session, chat_messages(session), recommendations_html(record), inspect_html(session), status
+
+def _views(session: DemoSession, status: str) -> tuple:
+    """(state, chat, recommendations panel, inspect panel, status) of ``session``."""
+    record = session.records[-1] if session.records else None
+    return session, chat_messages(session), recommendations_html(record), inspect_html(session), status
+
+
+def _event_handlers(gr, core: DemoCore, export_dir: Path) -> SimpleNamespace:
+    """The app's callbacks on ``core`` (chat, reset, export, load, rate, like); exports are written to ``export_dir``."""
 
     def chat(session, text, decoding, num_beams, seed, k, negation, proximity_weight, max_new_tokens):
         session = session or DemoSession()
+        settings = {"decoding": decoding, "num_beams": num_beams, "seed": seed, "k": k, "negation": negation,
+                    "proximity_weight": proximity_weight, "max_new_tokens": max_new_tokens}
         try:
-            record = core.send(session, text, settings_of(decoding, num_beams, seed, k, negation, proximity_weight, max_new_tokens))
+            record = core.send(session, text, DemoSettings.from_dict(settings))
         except ConversationError as error:
-            return (*views(session, f"⚠ {error}"), text)
-        return (*views(session, f"reply {record['index'] + 1} in {record['seconds']:.2f} s"), "")
+            return (*_views(session, f"⚠ {error}"), text)
+        return (*_views(session, f"reply {record['index'] + 1} in {record['seconds']:.2f} s"), "")
 
     def reset(session):
-        return (*views(DemoSession(), "new conversation"), "")
+        return (*_views(DemoSession(), "new conversation"), "")
 
     def export(session):
         session = session or DemoSession()
@@ -444,15 +472,15 @@ def build_demo(folder_or_core: str | os.PathLike | DemoCore, ratings_file: str |
 
     def load(session, file):
         if not file:
-            return views(session or DemoSession(), "no file")
+            return _views(session or DemoSession(), "no file")
         path = Path(file if isinstance(file, str) else getattr(file, "name", file))
         try:
             if path.stat().st_size > MAX_IMPORT_BYTES:
                 raise ValueError(f"the file is over {MAX_IMPORT_BYTES} bytes")
             loaded = core.load(path.read_text(encoding="utf-8", errors="replace"))
         except ValueError as error:
-            return views(session or DemoSession(), f"⚠ cannot import: {error}")
-        return views(loaded, f"imported {len(loaded.turns)} turns: continue the conversation")
+            return _views(session or DemoSession(), f"⚠ cannot import: {error}")
+        return _views(loaded, f"imported {len(loaded.turns)} turns: continue the conversation")
 
     def rate(session, up, reply_number, comment):
         session = session or DemoSession()
@@ -470,59 +498,50 @@ def build_demo(folder_or_core: str | os.PathLike | DemoCore, ratings_file: str |
         return rate(session, bool(data.liked), reply_index + 1, comment)
 
     like.__annotations__["data"] = gr.LikeData  # gradio finds the event data by its type (annotations are strings here)
+    return SimpleNamespace(chat=chat, reset=reset, export=export, load=load, rate=rate, like=like)
 
-    with gr.Blocks(title="KGSF demo", analytics_enabled=False) as demo:
-        gr.Markdown(f"## KGSF conversational recommender\nModel `{_e(info['folder'])}`: {info['items']} items, "
-                    f"{info['entities']} KG entities. You are the seeker: say what you like.")
-        state = gr.State(None)
+
+def _chat_panel(gr) -> SimpleNamespace:
+    """The left column: chat, message box and buttons, status line, rating and export / import accordions."""
+    ui = SimpleNamespace()
+    ui.chatbot = gr.Chatbot(label="chat", elem_id="kgsf-chat", height=420, render_markdown=False, sanitize_html=True,
+                            feedback_options=("Like", "Dislike"))
+    with gr.Row():
+        ui.message = gr.Textbox(placeholder="I loved Paranormal Activity, anything like it?", show_label=False,
+                                elem_id="kgsf-message", scale=5, lines=1)
+        ui.send = gr.Button("Send", variant="primary", elem_id="kgsf-send", scale=1)
+        ui.new = gr.Button("New conversation", elem_id="kgsf-reset", scale=1)
+    ui.status = gr.Markdown("", elem_id="kgsf-status")
+    with gr.Accordion("Rate a reply (saved for human evaluation)", open=True):
         with gr.Row():
-            with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="chat", elem_id="kgsf-chat", height=420, render_markdown=False, sanitize_html=True,
-                                     feedback_options=("Like", "Dislike"))
-                with gr.Row():
-                    message = gr.Textbox(placeholder="I loved Paranormal Activity, anything like it?", show_label=False,
-                                         elem_id="kgsf-message", scale=5, lines=1)
-                    send = gr.Button("Send", variant="primary", elem_id="kgsf-send", scale=1)
-                    new = gr.Button("New conversation", elem_id="kgsf-reset", scale=1)
-                status = gr.Markdown("", elem_id="kgsf-status")
-                with gr.Accordion("Rate a reply (saved for human evaluation)", open=True):
-                    with gr.Row():
-                        reply_number = gr.Number(label="reply number (0: the last)", value=0, precision=0, elem_id="kgsf-rate-number")
-                        comment = gr.Textbox(label="comment (optional)", elem_id="kgsf-comment")
-                        up = gr.Button("Good reply", elem_id="kgsf-up")
-                        down = gr.Button("Bad reply", elem_id="kgsf-down")
-                with gr.Accordion("Export / import the conversation", open=True):
-                    with gr.Row():
-                        export_button = gr.Button("Export JSON", elem_id="kgsf-export")
-                        export_file = gr.File(label="exported conversation", elem_id="kgsf-export-file", interactive=False)
-                        import_file = gr.File(label="import a conversation to continue it", file_types=[".json"], elem_id="kgsf-import")
-            with gr.Column(scale=2):
-                with gr.Tab("Recommendations"):
-                    recs = gr.HTML(recommendations_html(None), elem_id="kgsf-recs-panel")
-                with gr.Tab("Inspect"):
-                    inspect = gr.HTML(inspect_html(DemoSession()), elem_id="kgsf-inspect-panel")
-                with gr.Tab("Controls"):
-                    decoding = gr.Radio(list(DECODINGS), value="default", label="decoding", elem_id="kgsf-decoding",
-                                        info="default: the folder's settings (item slots, no loops); paper: plain greedy, items via copy")
-                    num_beams = gr.Slider(2, 8, value=4, step=1, label="beams (beam)")
-                    seed = gr.Number(value=0, precision=0, label="seed (sampling)", elem_id="kgsf-seed")
-                    k = gr.Slider(1, 20, value=5, step=1, label="k recommendations", elem_id="kgsf-k")
-                    negation = gr.Checkbox(value=True, label="negation (\"I hate horror\" excludes)")
-                    proximity = gr.Slider(0, 20, value=prefs.DEFAULT_PROXIMITY_WEIGHT, step=0.5, label="proximity weight (nats; 0: the recommender's own order)")
-                    max_new_tokens = gr.Slider(5, 40, value=20, step=1, label="max new tokens")
-        controls = [decoding, num_beams, seed, k, negation, proximity, max_new_tokens]
-        shown = [state, chatbot, recs, inspect, status]
-        send.click(chat, [state, message, *controls], [*shown, message], api_name="chat")
-        message.submit(chat, [state, message, *controls], [*shown, message], api_name=False)
-        new.click(reset, [state], [*shown, message], api_name="reset")
-        export_button.click(export, [state], [export_file, status], api_name="export")
-        import_file.upload(load, [state, import_file], shown, api_name=False)
-        up.click(lambda s, n, c: rate(s, True, n, c), [state, reply_number, comment], [state, status, comment], api_name="rate_up")
-        down.click(lambda s, n, c: rate(s, False, n, c), [state, reply_number, comment], [state, status, comment], api_name="rate_down")
-        chatbot.like(like, [state, comment], [state, status, comment], api_name=False)
-    demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
-    demo.kgsf_core = core  # for tests and the benchmark
-    return demo
+            ui.reply_number = gr.Number(label="reply number (0: the last)", value=0, precision=0, elem_id="kgsf-rate-number")
+            ui.comment = gr.Textbox(label="comment (optional)", elem_id="kgsf-comment")
+            ui.up = gr.Button("Good reply", elem_id="kgsf-up")
+            ui.down = gr.Button("Bad reply", elem_id="kgsf-down")
+    with gr.Accordion("Export / import the conversation", open=True):
+        with gr.Row():
+            ui.export_button = gr.Button("Export JSON", elem_id="kgsf-export")
+            ui.export_file = gr.File(label="exported conversation", elem_id="kgsf-export-file", interactive=False)
+            ui.import_file = gr.File(label="import a conversation to continue it", file_types=[".json"], elem_id="kgsf-import")
+    return ui
+
+
+def _side_panel(gr) -> tuple:
+    """The right column's tabs: (recommendations HTML, inspect HTML, the controls in ``chat``'s argument order)."""
+    with gr.Tab("Recommendations"):
+        recs = gr.HTML(recommendations_html(None), elem_id="kgsf-recs-panel")
+    with gr.Tab("Inspect"):
+        inspect = gr.HTML(inspect_html(DemoSession()), elem_id="kgsf-inspect-panel")
+    with gr.Tab("Controls"):
+        decoding = gr.Radio(list(DECODINGS), value="default", label="decoding", elem_id="kgsf-decoding",
+                            info="default: the folder's settings (item slots, no loops); paper: plain greedy, items via copy")
+        num_beams = gr.Slider(2, 8, value=4, step=1, label="beams (beam)")
+        seed = gr.Number(value=0, precision=0, label="seed (sampling)", elem_id="kgsf-seed")
+        k = gr.Slider(1, 20, value=5, step=1, label="k recommendations", elem_id="kgsf-k")
+        negation = gr.Checkbox(value=True, label="negation (\"I hate horror\" excludes)")
+        proximity = gr.Slider(0, 20, value=prefs.DEFAULT_PROXIMITY_WEIGHT, step=0.5, label="proximity weight (nats; 0: the recommender's own order)")
+        max_new_tokens = gr.Slider(5, 40, value=20, step=1, label="max new tokens")
+    return recs, inspect, [decoding, num_beams, seed, k, negation, proximity, max_new_tokens]
 
 
 def launch_demo(folder: str | os.PathLike | DemoCore, host: str = "127.0.0.1", port: int = 7860, ratings_file: str | os.PathLike | None = None,

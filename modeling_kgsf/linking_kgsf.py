@@ -136,6 +136,68 @@ def _edits1(word: str) -> set[str]:
     return set(deletes + transposes + replaces + inserts)
 
 
+class _NameCandidates:
+    """The best-ranked ``(priority, -mentions, entity, kind)`` per name key while :meth:`EntityLinker.from_kg`
+    adds names; the first added wins a tie."""
+
+    def __init__(self, stopwords: set[str], max_ngram: int, min_name_chars: int):
+        self.stopwords = stopwords
+        self.max_ngram = max_ngram
+        self.min_name_chars = min_name_chars
+        self.best: dict[tuple[str, ...], tuple[int, int, int, str]] = {}  # key -> (priority, -mentions, entity, kind)
+        self.stopword_titles: set[tuple[str, ...]] = set()  # keys whose best name is made of stopwords
+        self.derived: set[tuple[str, ...]] = set()  # keys whose best name is a title without its article
+
+    def add(self, name: str, entity: int, priority: int, kind: str, mentions: int = 0, variant: bool = False) -> None:
+        """Offer ``name`` for ``entity``; too short, too long, generic or stopword-only non-titles are skipped."""
+        key = tuple(token.lower() for token in word_tokenize(name))
+        if not key or len(key) > self.max_ngram or key in _GENERIC_NAMES:
+            return
+        only_stopwords = all(token in self.stopwords or _NUMERIC.match(token) for token in key)
+        if only_stopwords:
+            # titles made of stopwords ("It", "Get Out"): kept for the chat rules only
+            if kind != "title" or all(_NUMERIC.match(token) for token in key) or len("".join(key)) < 2:
+                return
+        elif len("".join(key)) < self.min_name_chars:
+            return
+        candidate = (priority + (10 if only_stopwords else 0), -mentions, entity, kind)
+        if key not in self.best or candidate < self.best[key]:
+            self.best[key] = candidate
+            (self.stopword_titles.add if only_stopwords else self.stopword_titles.discard)(key)
+            (self.derived.add if variant else self.derived.discard)(key)
+
+    def add_entity_names(self, entities) -> None:
+        """Offer the movie titles (and their forms without year or article), then the URI names, then ``entity_names``."""
+        add = self.add
+        items = set(entities.item_entity_ids)
+        for movie_id, title in entities.movie_id_to_title.items():
+            entity = entities.movie_id_to_entity.get(movie_id)
+            if entity is not None:
+                mentions = entities.movie_id_to_mentions.get(movie_id, 0)
+                for variant in title_variants(title):
+                    add(variant, entity, _PRIORITY_TITLE, "title", mentions)
+                    first, _, rest = variant.partition(" ")
+                    if first.lower() in _ARTICLES and rest:  # "The Terminator" -> "Terminator"
+                        add(rest, entity, _PRIORITY_DISAMBIGUATED_URI + 1, "title", mentions, variant=True)
+        for entity, uri in enumerate(entities.entity_to_uri):
+            parsed = name_from_uri(uri)
+            if parsed is None:
+                continue
+            name, disambiguated = parsed
+            if entity in items:
+                add(name, entity, _PRIORITY_MOVIE_URI, "title")
+            else:
+                add(name, entity, _PRIORITY_DISAMBIGUATED_URI if disambiguated else _PRIORITY_PLAIN_URI, "entity")
+                if name.lower().endswith(" film"):  # genres: "Horror film" is also "horror"
+                    add(name[: -len(" film")], entity, _PRIORITY_DISAMBIGUATED_URI, "entity")
+        for entity, extra_names in entities.entity_names.items():
+            for name in extra_names:
+                if entity in items:
+                    add(name, entity, _PRIORITY_MOVIE_URI, "title")
+                else:
+                    add(name, entity, _PRIORITY_PLAIN_URI, "entity")
+
+
 class EntityLinker:
     """Dictionary n-gram linker. Build it with :meth:`from_kg`; call :meth:`link` per utterance."""
 
@@ -195,65 +257,19 @@ class EntityLinker:
         ``case_free_entities``: entity ids exempt from that rule (genres). ``options``: the
         keyword arguments of :class:`EntityLinker` (``chat_rules``, ``fuzzy``, thresholds).
         """
-        items = set(entities.item_entity_ids)
-        candidates: dict[tuple[str, ...], tuple[int, int, int, str]] = {}  # key -> (priority, -mentions, entity, kind)
-        stopword_titles: set[tuple[str, ...]] = set()
-        derived: set[tuple[str, ...]] = set()
-
-        def add(name: str, entity: int, priority: int, kind: str, mentions: int = 0, variant: bool = False) -> None:
-            key = tuple(token.lower() for token in word_tokenize(name))
-            if not key or len(key) > max_ngram or key in _GENERIC_NAMES:
-                return
-            only_stopwords = all(token in stopwords or _NUMERIC.match(token) for token in key)
-            if only_stopwords:
-                # titles made of stopwords ("It", "Get Out"): kept for the chat rules only
-                if kind != "title" or all(_NUMERIC.match(token) for token in key) or len("".join(key)) < 2:
-                    return
-            elif len("".join(key)) < min_name_chars:
-                return
-            candidate = (priority + (10 if only_stopwords else 0), -mentions, entity, kind)
-            if key not in candidates or candidate < candidates[key]:
-                candidates[key] = candidate
-                (stopword_titles.add if only_stopwords else stopword_titles.discard)(key)
-                (derived.add if variant else derived.discard)(key)
-
-        for movie_id, title in entities.movie_id_to_title.items():
-            entity = entities.movie_id_to_entity.get(movie_id)
-            if entity is not None:
-                mentions = entities.movie_id_to_mentions.get(movie_id, 0)
-                for variant in title_variants(title):
-                    add(variant, entity, _PRIORITY_TITLE, "title", mentions)
-                    first, _, rest = variant.partition(" ")
-                    if first.lower() in _ARTICLES and rest:  # "The Terminator" -> "Terminator"
-                        add(rest, entity, _PRIORITY_DISAMBIGUATED_URI + 1, "title", mentions, variant=True)
-        for entity, uri in enumerate(entities.entity_to_uri):
-            parsed = name_from_uri(uri)
-            if parsed is None:
-                continue
-            name, disambiguated = parsed
-            if entity in items:
-                add(name, entity, _PRIORITY_MOVIE_URI, "title")
-            else:
-                add(name, entity, _PRIORITY_DISAMBIGUATED_URI if disambiguated else _PRIORITY_PLAIN_URI, "entity")
-                if name.lower().endswith(" film"):  # genres: "Horror film" is also "horror"
-                    add(name[: -len(" film")], entity, _PRIORITY_DISAMBIGUATED_URI, "entity")
-        for entity, extra_names in entities.entity_names.items():
-            for name in extra_names:
-                if entity in items:
-                    add(name, entity, _PRIORITY_MOVIE_URI, "title")
-                else:
-                    add(name, entity, _PRIORITY_PLAIN_URI, "entity")
-        names = {key: (entity, kind) for key, (_, _, entity, kind) in candidates.items()}
+        candidates = _NameCandidates(stopwords, max_ngram, min_name_chars)
+        candidates.add_entity_names(entities)
+        names = {key: (entity, kind) for key, (_, _, entity, kind) in candidates.best.items()}
         ordinary = set(common_words) | set(stopwords)
         capitalised_only = {
             key
             for key, (entity, _) in names.items()
-            if key not in stopword_titles and entity not in case_free_entities
+            if key not in candidates.stopword_titles and entity not in case_free_entities
             and all(token in ordinary or not token.isalnum() for token in key)
         }
         dictionary = {word for word in ordinary if _ALPHA_WORD.match(word)}
         return cls(dict(entities.movie_id_to_entity), names, capitalised_only, max_ngram,
-                   context_only=stopword_titles, derived=derived, dictionary=dictionary, **options)
+                   context_only=candidates.stopword_titles, derived=candidates.derived, dictionary=dictionary, **options)
 
     # ------------------------------------------------------------------ saving
     INDEX_FORMAT = "kgsf-entity-linker"
