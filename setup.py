@@ -39,11 +39,11 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["modeling_kgsf", "modeling_kgsf.*", "datasets_scripts", "datasets_scripts.*"]),
+    packages=find_packages(include=["modeling_kgsf", "modeling_kgsf.*", "datasets_scripts", "datasets_scripts.*", "training_kgsf", "kgsf_cli"]),
     # the evaluate modules are folders of plain scripts loaded by path (modeling_kgsf.metrics.load_metric)
     package_data={"modeling_kgsf": ["*.json"], "modeling_kgsf.metrics": ["*/*.py"]},
     install_requires=install_requires,
-    entry_points={"console_scripts": ["kgsf=modeling_kgsf.cli:main"]},
+    entry_points={"console_scripts": ["kgsf=kgsf_cli.main:main"]},
     extras_require=extras_require,
     license="MIT",
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Artificial Intelligence"],

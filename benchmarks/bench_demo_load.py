@@ -63,7 +63,7 @@ def free_port() -> int:
 def start_server(folder: str, port: int, ratings: str, queue_size: int, concurrency: int, wait: float) -> subprocess.Popen:
     """``kgsf demo`` in a subprocess; returns once it answers HTTP (``RuntimeError`` after ``wait`` s)."""
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "modeling_kgsf.cli", "demo", folder, "--port", str(port), "--ratings", ratings,
+    command = [sys.executable, "-m", "kgsf_cli", "demo", folder, "--port", str(port), "--ratings", ratings,
                "--queue-size", str(queue_size), "--concurrency", str(concurrency)]
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)

@@ -78,10 +78,13 @@ from bench_inference import PROMPTS, summary, timed  # noqa: E402
 from torch.utils.data import BatchSampler  # noqa: E402
 
 from modeling_kgsf import ConversationalRecommender  # noqa: E402
-from modeling_kgsf.training.evaluation import REC_INPUTS, generation_settings  # noqa: E402
-from modeling_kgsf.training.stages import (CONV_KEYS, DataArguments, KGSFData, ModelArguments, build_model,  # noqa: E402
-                                           context_lengths, conversation_loss, mim_loss, recommendation_loss)
-from modeling_kgsf.training.trainer import MEGABATCH_BATCHES, EpochShuffleSampler, LengthGroupedSampler  # noqa: E402
+from modeling_kgsf.processing_kgsf import CONTEXT_KEYS  # noqa: E402
+from training_kgsf.evaluation import generation_settings  # noqa: E402
+from modeling_kgsf.processing_kgsf import CONV_KEYS  # noqa: E402
+from training_kgsf.building import ModelArguments, build_model  # noqa: E402
+from training_kgsf.data import DataArguments, KGSFData  # noqa: E402
+from training_kgsf.stages import context_lengths, conversation_loss, mim_loss, recommendation_loss  # noqa: E402
+from training_kgsf.trainer import MEGABATCH_BATCHES, EpochShuffleSampler, LengthGroupedSampler  # noqa: E402
 
 SECTIONS = ("train", "generation", "recommender", "latency")
 MAX_GRAD_NORM = 0.1  # TrainingArguments' default
@@ -231,7 +234,7 @@ def bench_generation(args, data, model, device) -> dict:
         for first in range(0, len(order), args.generation_batch_size):
             indices = order[first: first + args.generation_batch_size]
             batch = to_device(collator([rows[i] for i in indices]), device)
-            sequences = model.generate(**{key: batch[key] for key in REC_INPUTS}, use_cache=setting["use_cache"], **generate_kwargs)
+            sequences = model.generate(**{key: batch[key] for key in CONTEXT_KEYS}, use_cache=setting["use_cache"], **generate_kwargs)
             for index, sequence in zip(indices, sequences.tolist()):
                 out[index] = [token for token in sequence if token != model.config.pad_token_id]
         synchronize(device)
@@ -288,7 +291,7 @@ def bench_recommender(args, data, model, device) -> dict:
 
     print("recommender evaluation forward, examples/s:", flush=True)
     results["recommender_eval"] = interleaved(
-        settings, forward_rate(lambda m, b: m(**{k: b[k] for k in REC_INPUTS}), eval_rec), args.repeats)
+        settings, forward_rate(lambda m, b: m(**{k: b[k] for k in CONTEXT_KEYS}), eval_rec), args.repeats)
     print("conversation evaluation forward (perplexity), examples/s:", flush=True)
     results["conversation_eval"] = interleaved(
         settings, forward_rate(lambda m, b: m(**{k: b[k] for k in CONV_KEYS}), eval_conv), args.repeats)

@@ -33,9 +33,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modeling_kgsf.training import DataArguments, KGSFData, ModelArguments, build_model, evaluate_conversation  # noqa: E402
-from modeling_kgsf.training.evaluation import conversation_dataloader, item_entities_of_tokens  # noqa: E402
-from modeling_kgsf.training.stages import render  # noqa: E402
+from training_kgsf.building import ModelArguments, build_model  # noqa: E402
+from training_kgsf.data import DataArguments, KGSFData  # noqa: E402
+from training_kgsf.evaluation import evaluate_conversation  # noqa: E402
+from training_kgsf.evaluation import conversation_dataloader, item_entities_of_tokens  # noqa: E402
+from training_kgsf.evaluate_folder import render  # noqa: E402
+from modeling_kgsf.processing_kgsf import CONTEXT_KEYS  # noqa: E402
 
 #: The decodings compared: each is added to the model's saved generation config.
 DECODINGS = {
@@ -44,7 +47,6 @@ DECODINGS = {
     "sampling": {"do_sample": True, "top_p": 0.9, "temperature": 0.7, "num_beams": 1},
 }
 RUBRIC = ("grammatical", "on_topic", "film_where_human_did")
-CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 
 
 def machine() -> str:

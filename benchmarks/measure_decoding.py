@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modeling_kgsf import KGSFForConversationalRecommendation  # noqa: E402
 from modeling_kgsf.generation_kgsf import PAPER_DECODING, repeated_ngram  # noqa: E402
-from modeling_kgsf.processing_kgsf import KGSFProcessor  # noqa: E402
+from modeling_kgsf.processing_kgsf import CONTEXT_KEYS, KGSFProcessor  # noqa: E402
 
 SETTINGS = {
     "paper (greedy, copy only)": dict(PAPER_DECODING),
@@ -56,7 +56,7 @@ def main(argv=None):
     splits = load_redial(data_dir=args.data_dir)
     rows = [splits[args.split][i] for i in range(min(args.examples, len(splits[args.split])))]
     collate = processor.collator("rec")
-    keys = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
+    keys = CONTEXT_KEYS
     item_tokens = model.kgsf.item_token_vocab_mask
     results = {}
     for name, setting in SETTINGS.items():

@@ -4,12 +4,13 @@ Public API (imported on first use, so ``python -m datasets_scripts.<tool>`` stay
 
     from datasets_scripts import load_redial, load_resources        # ReDial + KGSF's two graphs
     from datasets_scripts import load_crs_dataset, validate_dataset  # your own dataset (docs/CRS_FORMAT.md)
-    from datasets_scripts import KGSFDataCollator, expand_for_recommendation, train_word2vec
+    from datasets_scripts import expand_for_recommendation, train_word2vec
 
 Modules: ``redial`` (ReDial loader), ``crs_format`` (generic format loader and check),
 ``convert_crs`` / ``convert_unicrs`` (converters), ``turn_order`` (ReDial train turn-order
 reconstruction), ``recover_unicrs`` (conversations rebuilt from UniCRS samples), ``kg`` (graphs),
-``kg_resources`` (a model folder's processor files), ``word2vec``, ``collator``, ``paths``,
+``kg_resources`` (a model folder's processor files), ``word2vec``, ``collator`` (the per-item
+expansion; the collator itself is ``modeling_kgsf.processing_kgsf.KGSFDataCollator``), ``paths``,
 ``convert_pickles`` (the one-time restricted pickle conversion).
 """
 from __future__ import annotations
@@ -25,7 +26,6 @@ _EXPORTS = {
     "load_crs_dataset": "crs_format",
     "validate_dataset": "crs_format",
     "CRSFormatError": "crs_format",
-    "KGSFDataCollator": "collator",
     "expand_for_recommendation": "collator",
     "train_word2vec": "word2vec",
     "load_dbpedia": "kg",

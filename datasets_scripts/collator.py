@@ -1,14 +1,14 @@
 """Batches for the model (``docs/DESIGN.md``, "Batches") and the per-item expansion for recommendation.
 
-``KGSFDataCollator(tokenizer, item_index_of_entity, mode)`` (defined with the processor in
-:mod:`modeling_kgsf.processing_kgsf`, re-exported here) turns processed rows into padded tensors. ``mode="rec"`` expects rows from :func:`expand_for_recommendation` (one per (turn, target
+:class:`modeling_kgsf.processing_kgsf.KGSFDataCollator` (with the processor, on the model floor)
+turns processed rows into padded tensors. ``mode="rec"`` expects rows from :func:`expand_for_recommendation` (one per (turn, target
 item), ``target_item`` column) and emits ``rec_labels``; ``mode="conv"`` also emits ``labels``
 (response ids + ``__end__``, pad -100), and ``rec_labels`` when a ``target_item`` column exists
 (else all -100).
 """
 from __future__ import annotations
 
-from modeling_kgsf.processing_kgsf import IGNORE_INDEX, NO_TARGET, KGSFDataCollator  # noqa: F401  (the collator lives with the processor)
+from modeling_kgsf.processing_kgsf import NO_TARGET
 
 
 def expand_for_recommendation(dataset, drop_without_target: bool = True):

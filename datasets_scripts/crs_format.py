@@ -55,11 +55,10 @@ from datasets import Dataset, DatasetDict
 from modeling_kgsf.tokenization_kgsf import SPECIAL_TOKENS, TURN_SEPARATOR, KGSFTokenizer, word_tokenize
 
 from . import kg, paths
-from .entity_linker import name_from_uri
-from .redial import (
-    ROW_FEATURES, SPLITS, KGSFResources, append_turn, build_linker, genre_entities, new_statistics, rows_from_turns, unique_in_order,
-    vocab_masks,
-)
+from modeling_kgsf.linking_kgsf import name_from_uri
+from modeling_kgsf.processing_kgsf import DBpediaEntities, append_turn, build_linker, new_statistics, unique_in_order
+
+from .redial import ROW_FEATURES, SPLITS, KGSFResources, genre_entities, rows_from_turns, vocab_masks
 
 MANIFEST_FILE = "dataset.json"
 FORMAT_VERSION = 1
@@ -274,7 +273,7 @@ def _readable_name(key: str) -> str | None:
 
 @dataclass
 class CRSGraph:
-    entities: kg.DBpediaEntities
+    entities: DBpediaEntities
     item_graph: kg.ItemGraph
     item_ids: list[str]  # item index -> item id
     node_of_name: dict[str, int]  # lower-cased name or key -> node id (for turn "entities")
@@ -286,7 +285,45 @@ def build_item_graph(manifest: CRSManifest) -> CRSGraph:
     items = read_items(manifest.path(manifest.items))
     triples = read_triples(manifest.path(manifest.kg))
     declared = read_entities(manifest.path(manifest.entities)) if manifest.entities else None
+    keys, node_of_key, triples = _number_nodes(manifest, items, triples, declared)
+    kept, names, ordered, relation_counts = _relation_edges(triples, node_of_key, len(keys), manifest.relation_min_count)
 
+    item_node_ids = list(range(len(items)))
+    entity_names = _entity_names(node_of_key, declared, len(items))
+    entities = DBpediaEntities(
+        uri_to_entity=dict(node_of_key),
+        entity_to_uri=list(keys),
+        item_entity_ids=item_node_ids,
+        movie_id_to_entity={item.id: index for index, item in enumerate(items)},
+        movie_id_to_title={item.id: item.name for item in items if item.name},
+        entity_names=entity_names,
+    )
+    node_of_name = _node_of_name(node_of_key, entity_names, items)
+    item_graph = kg.ItemGraph(
+        edge_index=torch.tensor([[e[0] for e in ordered], [e[1] for e in ordered]], dtype=torch.long),
+        edge_type=torch.tensor([e[2] for e in ordered], dtype=torch.long),
+        num_nodes=len(keys),
+        num_relations=len(kept) + 1,
+        kgsf_relation_ids=list(range(len(kept) + 1)),
+        relation_names=names,
+    )
+    statistics = {
+        "items": len(items),
+        "items_with_name": sum(bool(item.name) for item in items),
+        "nodes": len(keys),
+        "triples": len(triples),
+        "relations_in_file": len(relation_counts),
+        "relations_kept": len(kept),
+        "edges": len(ordered),
+        "items_in_triples": len({node_of_key[end] for h, _, t, _ in triples for end in (h, t)} & set(item_node_ids)),
+    }
+    return CRSGraph(entities, item_graph, [item.id for item in items], node_of_name, statistics)
+
+
+def _number_nodes(manifest: CRSManifest, items: list[Item], triples: list,
+                  declared: dict[str, list[str]] | None) -> tuple[list[str], dict[str, int], list]:
+    """(node keys, key -> node id, triples with item ids replaced by node keys): items first, then the declared
+    entities (every triple end must be one) or, without an entities file, the triple ends in order."""
     keys = [item.node for item in items]
     node_of_key = {key: index for index, key in enumerate(keys)}
     # Triples may name an item by its item id as well as by its node key.
@@ -310,11 +347,18 @@ def build_item_graph(manifest: CRSManifest) -> CRSGraph:
         for head, _, tail, _ in triples:
             add_node(head)
             add_node(tail)
+    return keys, node_of_key, triples
 
+
+def _relation_edges(triples: list, node_of_key: dict[str, int], num_nodes: int, min_count: int):
+    """(kept relations by id - 1, relation names by id, edges ``(head, tail, relation)`` sorted, relation -> count).
+
+    Relation 0 is the self-loop; the others are those seen ``min_count`` times or more, most frequent first;
+    names are short (:func:`relation_name`) unless two collide."""
     relation_counts = Counter(relation for head, relation, tail, _ in triples if head != tail and relation != SELF_LOOP)
-    kept = [relation for relation, count in sorted(relation_counts.items(), key=lambda rc: (-rc[1], rc[0])) if count >= manifest.relation_min_count]
+    kept = [relation for relation, count in sorted(relation_counts.items(), key=lambda rc: (-rc[1], rc[0])) if count >= min_count]
     relation_id = {SELF_LOOP: 0, **{relation: index + 1 for index, relation in enumerate(kept)}}
-    edges = {(node, node, 0) for node in range(len(keys))}
+    edges = {(node, node, 0) for node in range(num_nodes)}
     for head, relation, tail, _ in triples:
         if relation in relation_id and head != tail and relation != SELF_LOOP:
             h, t, r = node_of_key[head], node_of_key[tail], relation_id[relation]
@@ -324,23 +368,23 @@ def build_item_graph(manifest: CRSManifest) -> CRSGraph:
     names = [SELF_LOOP] + [relation_name(relation) for relation in kept]
     if len(set(names)) != len(names):  # short names collide: keep the full ones
         names = [SELF_LOOP] + kept
+    return kept, names, ordered, relation_counts
 
-    item_node_ids = list(range(len(items)))
+
+def _entity_names(node_of_key: dict[str, int], declared: dict[str, list[str]] | None, n_items: int) -> dict[int, list[str]]:
+    """Node id -> its linkable names: the declared ones, else a non-item key's readable name."""
     entity_names: dict[int, list[str]] = {}
     for key, node in node_of_key.items():
         given = declared.get(key) if declared else None
         if given:
             entity_names[node] = given
-        elif node >= len(items) and (name := _readable_name(key)):
+        elif node >= n_items and (name := _readable_name(key)):
             entity_names[node] = [name]
-    entities = kg.DBpediaEntities(
-        uri_to_entity=dict(node_of_key),
-        entity_to_uri=list(keys),
-        item_entity_ids=item_node_ids,
-        movie_id_to_entity={item.id: index for index, item in enumerate(items)},
-        movie_id_to_title={item.id: item.name for item in items if item.name},
-        entity_names=entity_names,
-    )
+    return entity_names
+
+
+def _node_of_name(node_of_key: dict[str, int], entity_names: dict[int, list[str]], items: list[Item]) -> dict[str, int]:
+    """Lower-cased, space-collapsed key or name -> node id; node keys and names first, then item ids and names."""
     node_of_name = {}
     for key, node in node_of_key.items():
         for name in [key, *entity_names.get(node, [])]:
@@ -348,25 +392,7 @@ def build_item_graph(manifest: CRSManifest) -> CRSGraph:
     for index, item in enumerate(items):
         for name in filter(None, [item.id, item.name]):
             node_of_name.setdefault(" ".join(name.lower().split()), index)
-    item_graph = kg.ItemGraph(
-        edge_index=torch.tensor([[e[0] for e in ordered], [e[1] for e in ordered]], dtype=torch.long),
-        edge_type=torch.tensor([e[2] for e in ordered], dtype=torch.long),
-        num_nodes=len(keys),
-        num_relations=len(relation_id),
-        kgsf_relation_ids=list(range(len(relation_id))),
-        relation_names=names,
-    )
-    statistics = {
-        "items": len(items),
-        "items_with_name": sum(bool(item.name) for item in items),
-        "nodes": len(keys),
-        "triples": len(triples),
-        "relations_in_file": len(relation_counts),
-        "relations_kept": len(kept),
-        "edges": len(ordered),
-        "items_in_triples": len({node_of_key[end] for h, _, t, _ in triples for end in (h, t)} & set(item_node_ids)),
-    }
-    return CRSGraph(entities, item_graph, [item.id for item in items], node_of_name, statistics)
+    return node_of_name
 
 
 # ------------------------------------------------------------------------------------------------

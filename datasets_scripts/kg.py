@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from modeling_kgsf.processing_kgsf import DBpediaEntities  # noqa: F401  (the entity table travels with the processor)
+from modeling_kgsf.processing_kgsf import DBpediaEntities
 
 from . import paths
 

@@ -37,20 +37,17 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict, Features, Sequence, Value, load_from_disk
 
-from modeling_kgsf.tokenization_kgsf import SPECIAL_TOKENS, TURN_SEPARATOR, KGSFTokenizer
+from modeling_kgsf.tokenization_kgsf import SPECIAL_TOKENS, KGSFTokenizer
 
 from modeling_kgsf import processing_kgsf
 from modeling_kgsf.linking_kgsf import EntityLinker
-from modeling_kgsf.processing_kgsf import (  # noqa: F401  (re-exported: the processing lives with the processor)
-    MAX_CONTEXT_TOKENS,
-    MAX_CONTEXT_TURNS,
+from modeling_kgsf.processing_kgsf import (
+    DBpediaEntities,
     MAX_RESPONSE_TOKENS,
     ConceptLookup,
     KGSFProcessor,
-    append_turn,
     build_linker,
     context_columns,
-    context_row,
     merged_turns,
     new_statistics,
     unique_in_order,
@@ -86,7 +83,7 @@ PathLike = str | os.PathLike | None
 class KGSFResources(ConceptLookup):
     """Everything the processing and the model need besides the rows."""
 
-    entities: kg.DBpediaEntities
+    entities: DBpediaEntities
     item_graph: kg.ItemGraph
     word_graph: kg.WordGraph
     tokenizer: KGSFTokenizer
@@ -114,7 +111,7 @@ class KGSFResources(ConceptLookup):
                              list(self.item_graph.kgsf_relation_ids), linker=self.linker)
 
 
-def genre_entities(item_graph: kg.ItemGraph, entities: kg.DBpediaEntities) -> set[int]:
+def genre_entities(item_graph: kg.ItemGraph, entities: DBpediaEntities) -> set[int]:
     """Objects of the relation named ``genre`` (they may be written in lower case: "horror")."""
     if "genre" not in item_graph.relation_names:
         return set()

@@ -1132,7 +1132,7 @@ def cross_validate(examples: list[OrderedExample], k: int = 5, link=None, seed: 
 
 class MessageLinker:
     """``link(text) -> (entities, items)`` for :func:`rec_samples`, processed exactly as the loader
-    processes a message (:func:`datasets_scripts.redial.merged_turns`), cached per text."""
+    processes a message (:func:`modeling_kgsf.processing_kgsf.merged_turns`), cached per text."""
 
     def __init__(self, resources):
         self.resources = resources
@@ -1141,7 +1141,7 @@ class MessageLinker:
 
     def __call__(self, text: str) -> tuple[list[int], list[int]]:
         if text not in self._cache:
-            from .redial import merged_turns
+            from modeling_kgsf.processing_kgsf import merged_turns
 
             turns = merged_turns({"messages": [{"text": text, "senderWorkerId": 0}]}, self.resources)
             self._cache[text] = (list(turns[0]["entities"]), list(turns[0]["movies"])) if turns else ([], [])

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkou
 from datasets_scripts.kg_resources import save_kg_resources  # noqa: E402
 from modeling_kgsf import KGSFForConversationalRecommendation  # noqa: E402
 from modeling_kgsf.adaptation import adapt_model, index_spaces_from_folder  # noqa: E402
-from modeling_kgsf.training import DataArguments, KGSFData, config_summary, write_model_card  # noqa: E402
+from training_kgsf.data import DataArguments, KGSFData  # noqa: E402
+from training_kgsf.model_card import config_summary, write_model_card  # noqa: E402
 
 REPORT_FILE = "adaptation_report.json"
 

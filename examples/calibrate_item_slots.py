@@ -14,8 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout without `pip install -e .`
 
-from modeling_kgsf.training import DataArguments, KGSFData  # noqa: E402
-from modeling_kgsf.training.stages import calibrate_saved_item_slots, follow_recorded_dataset  # noqa: E402
+from training_kgsf.data import DataArguments, KGSFData  # noqa: E402
+from training_kgsf.evaluate_folder import follow_recorded_dataset  # noqa: E402
+from training_kgsf.stages import calibrate_saved_item_slots  # noqa: E402
 
 
 def main(argv=None) -> dict:

@@ -11,14 +11,14 @@ generic CRS format is evaluated on the dataset its model card (or ``adaptation_r
 the stage's ``data_statistics.json``) names; when that folder is not on this machine the script
 says in one line which flag to pass, before loading any data.
 
-``--help`` lists every flag. The code is :func:`modeling_kgsf.training.evaluate_model`, installed with the package.
+``--help`` lists every flag. The code is :func:`training_kgsf.evaluate_folder.evaluate_model`, installed with the package.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout without `pip install -e .`
 
-from modeling_kgsf.training import evaluate_model as main  # noqa: E402
+from training_kgsf.evaluate_folder import evaluate_model as main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,5 @@
 """Measure the conversation metrics of KGSF and of the Transformer baseline in the four cells of
-{paper, default} decoding x {reference, ours} counting (modeling_kgsf/training/evaluation.py).
+{paper, default} decoding x {reference, ours} counting (training_kgsf/evaluation.py).
 
 The same model, the same test turns, four ways: the paper's decoding (``PAPER_DECODING``: plain
 greedy, items only through the copy distribution) or the model's default one (item slots,
@@ -30,9 +30,10 @@ import torch  # noqa: E402
 from accelerate.utils import set_seed  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from modeling_kgsf.training import DataArguments, KGSFData, ModelArguments, build_model, make_accelerator  # noqa: E402
-from modeling_kgsf.training.evaluation import (REFERENCE_BATCH_SIZE, conversation_dataloader, evaluate_conversation,  # noqa: E402
-                                               generation_settings, item_entities_of_tokens)
+from training_kgsf.building import ModelArguments, build_model  # noqa: E402
+from training_kgsf.data import DataArguments, KGSFData  # noqa: E402
+from training_kgsf.trainer import make_accelerator  # noqa: E402
+from training_kgsf.evaluation import REFERENCE_BATCH_SIZE, conversation_dataloader, evaluate_conversation, generation_settings, item_entities_of_tokens  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "conv_protocols.json"
 MODELS = ("kgsf", "transformer")

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkou
 
 import adapt_model  # noqa: E402  (examples/adapt_model.py)
 from accelerate import PartialState  # noqa: E402
-from modeling_kgsf.training import evaluate_model, pretrain_mim, train_conversation, train_recommender  # noqa: E402
+from training_kgsf.evaluate_folder import evaluate_model  # noqa: E402
+from training_kgsf.stages import pretrain_mim, train_conversation, train_recommender  # noqa: E402
 
 STAGES = (("mim", pretrain_mim), ("recommender", train_recommender), ("conversation", train_conversation))
 

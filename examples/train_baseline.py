@@ -27,15 +27,10 @@ from transformers.utils import ModelOutput
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout without `pip install -e .`
 
-from modeling_kgsf.training import (  # noqa: E402
-    DataArguments,
-    KGSFData,
-    StageTrainer,
-    TrainingArguments,
-    evaluate_recommendation,
-    make_accelerator,
-    parse_arguments,
-)
+from training_kgsf.building import parse_arguments  # noqa: E402
+from training_kgsf.data import DataArguments, KGSFData  # noqa: E402
+from training_kgsf.evaluation import evaluate_recommendation  # noqa: E402
+from training_kgsf.trainer import StageTrainer, TrainingArguments, make_accelerator  # noqa: E402
 
 
 @dataclass

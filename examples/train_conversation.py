@@ -3,14 +3,14 @@
     python examples/train_conversation.py --output_dir runs/conv --init_from runs/rec/best
     accelerate launch --num_processes 2 examples/train_conversation.py --output_dir runs/conv --init_from runs/rec/best
 
-``--help`` lists every flag. The code is :func:`modeling_kgsf.training.train_conversation`, installed with the package.
+``--help`` lists every flag. The code is :func:`training_kgsf.stages.train_conversation`, installed with the package.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout without `pip install -e .`
 
-from modeling_kgsf.training import train_conversation as main  # noqa: E402
+from training_kgsf.stages import train_conversation as main  # noqa: E402
 
 if __name__ == "__main__":
     main()

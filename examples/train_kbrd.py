@@ -6,14 +6,14 @@ then the test evaluation of examples/evaluate_kgsf.py.
 
     python examples/train_kbrd.py --output_dir runs/kbrd --model_config configuration/kgsf_reference.json
 
-``--help`` shows the exact stage commands it runs. The code is :func:`modeling_kgsf.baselines.train.train_kbrd`.
+``--help`` shows the exact stage commands it runs. The code is :func:`training_kgsf.baselines.train_kbrd`.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout without `pip install -e .`
 
-from modeling_kgsf.baselines.train import train_kbrd as main  # noqa: E402
+from training_kgsf.baselines import train_kbrd as main  # noqa: E402
 
 if __name__ == "__main__":
     main()

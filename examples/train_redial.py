@@ -7,7 +7,7 @@ evaluated like KGSF (recall all / cold start / dedup; perplexity, Distinct-n, it
     python examples/train_redial.py --stage recommender --output_dir runs/redial                # Table 2 row
     python examples/train_redial.py --stage conversation --init_from runs/redial/rec/best --output_dir runs/redial
 
-``--help`` lists every flag. The code is :func:`modeling_kgsf.baselines.train.train_redial`; the
+``--help`` lists every flag. The code is :func:`training_kgsf.baselines.train_redial`; the
 model (and what was kept / left out of REDIAL) is ``modeling_kgsf/baselines/redial_baseline.py``.
 """
 import sys
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkout without `pip install -e .`
 
-from modeling_kgsf.baselines.train import train_redial as main  # noqa: E402
+from training_kgsf.baselines import train_redial as main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -39,8 +39,13 @@ from .tokenization_kgsf import TURN_SEPARATOR, KGSFTokenizer
 MAX_CONTEXT_TURNS = 5
 MAX_CONTEXT_TOKENS = 256
 MAX_RESPONSE_TOKENS = 30
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # label of a position (reply token, target item) the losses skip
 NO_TARGET = -1  # ``target_item`` of rows kept without a target
+
+# The batch schema (docs/DESIGN.md, "Batches"): what KGSFDataCollator emits and the model's forward reads.
+CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
+REC_KEYS = CONTEXT_KEYS + ("rec_labels",)  # mode="rec"
+CONV_KEYS = CONTEXT_KEYS + ("labels",)  # mode="conv" (also has rec_labels)
 
 PROCESSOR_CONFIG_FILE = "processor_config.json"
 KG_RESOURCES_FILE = "kg_resources.json"

@@ -21,17 +21,18 @@ def save_tiny_folder(root: Path, config_overrides: str | None = None) -> Path:
     """An untrained tiny KGSF folder written by the stages' ``make_save_model`` over the fake data
     directory (weights and code, tokenizer, processor files, model card): ``root/model``."""
     from datasets_scripts import kg
-    from modeling_kgsf import training as common
-    from modeling_kgsf.training import TrainingArguments
+    from training_kgsf.building import ModelArguments, build_model, make_save_model
+    from training_kgsf.data import DataArguments, KGSFData
+    from training_kgsf.trainer import TrainingArguments
 
     data_dir = make_fake_data_dir(root / "data")
     (root / "tiny.json").write_text(json.dumps(TINY))
-    data = common.KGSFData(common.DataArguments(data_dir=str(data_dir), cache_dir=str(root / "cache"), include_recovered=False))
+    data = KGSFData(DataArguments(data_dir=str(data_dir), cache_dir=str(root / "cache"), include_recovered=False))
     # the fake graph is far below the reference's relation-frequency cut: keep every relation
     data.resources.item_graph = kg.load_item_graph(data_dir, root / "cache", entities=data.resources.entities, relation_min_count=0)
-    model = common.build_model(data, common.ModelArguments(model_config=str(root / "tiny.json"), config_overrides=config_overrides))
+    model = build_model(data, ModelArguments(model_config=str(root / "tiny.json"), config_overrides=config_overrides))
     folder = root / "model"
-    common.make_save_model(data, "conversation", TrainingArguments(output_dir=str(root / "run")))(model, folder, {"note": "untrained"})
+    make_save_model(data, "conversation", TrainingArguments(output_dir=str(root / "run")))(model, folder, {"note": "untrained"})
     return folder
 
 

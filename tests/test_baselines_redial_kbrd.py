@@ -19,9 +19,9 @@ from modeling_kgsf.baselines import (
     token_item_index_from_vocab,
 )
 from run_helpers import REPO, run_checked
+from modeling_kgsf.processing_kgsf import CONTEXT_KEYS
 
 SPLIT = 13
-CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 ITEM_TOKENS = list(range(40, 52)) + [52]  # token 40 + i is item i; token 52 is a second token of item 0
 
 

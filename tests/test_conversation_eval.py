@@ -1,4 +1,4 @@
-"""The conversation evaluation (modeling_kgsf/training/evaluation.py) on a fixed toy input: a stub
+"""The conversation evaluation (training_kgsf/evaluation.py) on a fixed toy input: a stub
 model whose replies are given, so every figure can be worked out by hand. Our protocol (replies
 stopped at __end__), the reference code's (tokens after __end__ kept, unique n-grams per reply),
 the human ceiling, recommendation-in-reply, decoding arguments and the selection score."""
@@ -12,9 +12,8 @@ import torch
 from accelerate import Accelerator
 from transformers import GenerationConfig
 
-from modeling_kgsf.training import stages
-from modeling_kgsf.training.evaluation import (TARGETS_KEY, WithTargetItems, decode_reply, evaluate_conversation,
-                                               generation_settings, paper_decoding, parse_weights, selection_score)
+from training_kgsf import evaluate_folder, stages
+from training_kgsf.evaluation import TARGETS_KEY, WithTargetItems, decode_reply, evaluate_conversation, generation_settings, paper_decoding, parse_weights, selection_score
 
 VOCAB = ["__pad__", "__start__", "__end__", "__unk__", "i", "like", "it", "@10", "@11", "you", "hi"]
 PAD, BOS, EOS = 0, 1, 2
@@ -215,12 +214,12 @@ def test_real_model_under_both_decodings_and_protocols():
 def test_generate_kwargs_option():
     """--generate_kwargs is a JSON object; sampling through it is reproducible under the same seed and
     differs from greedy decoding on the tiny model."""
-    assert stages.parse_generate_kwargs(None) == {} and stages.parse_generate_kwargs("") == {}
-    assert stages.parse_generate_kwargs('{"do_sample": true, "top_p": 0.9}') == {"do_sample": True, "top_p": 0.9}
+    assert evaluate_folder.parse_generate_kwargs(None) == {} and evaluate_folder.parse_generate_kwargs("") == {}
+    assert evaluate_folder.parse_generate_kwargs('{"do_sample": true, "top_p": 0.9}') == {"do_sample": True, "top_p": 0.9}
     with pytest.raises(ValueError, match="JSON object"):
-        stages.parse_generate_kwargs("do_sample=true")
+        evaluate_folder.parse_generate_kwargs("do_sample=true")
     with pytest.raises(ValueError, match="JSON object"):
-        stages.parse_generate_kwargs("[1, 2]")
+        evaluate_folder.parse_generate_kwargs("[1, 2]")
     from accelerate.utils import set_seed
     from kgsf_tiny import tiny_batch, tiny_model
 

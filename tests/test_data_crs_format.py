@@ -181,12 +181,13 @@ def test_command_line_converts_and_validates(tmp_path):
 
 
 def test_dataset_without_word_graph_trains_without_the_word_branch(tmp_path):
-    from modeling_kgsf.training import stages as common
+    from training_kgsf.building import ModelArguments, build_model
+    from training_kgsf.data import DataArguments, KGSFData
     folder = make_crs_dataset(tmp_path / "books", manifest={"word_graph": "none"})
     (tmp_path / "tiny.json").write_text(json.dumps({"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "num_bases": 2}))
-    data = common.KGSFData(common.DataArguments(dataset_dir=str(folder), cache_dir=str(tmp_path / "cache")))
+    data = KGSFData(DataArguments(dataset_dir=str(folder), cache_dir=str(tmp_path / "cache")))
     assert data.resources.word_graph.num_nodes == 1 and not data.resources.kg_word_vocab_mask.any()
-    model = common.build_model(data, common.ModelArguments(model_config=str(tmp_path / "tiny.json")))
+    model = build_model(data, ModelArguments(model_config=str(tmp_path / "tiny.json")))
     assert model.config.use_conceptnet is False and model.config.use_mim is False
     for task in ("rec", "conv"):
         batch = data.collator(task)([data.split("train", task)[i] for i in range(3)])
@@ -222,10 +223,10 @@ def test_an_empty_split_is_one_line_naming_the_file(tmp_path, split, content, me
 
 
 def test_training_data_refuses_an_empty_split_in_one_line(tmp_path):
-    from modeling_kgsf.training import stages as common
+    from training_kgsf.data import DataArguments, KGSFData
     folder = make_crs_dataset(tmp_path / "books", conversations={**CONVERSATIONS, "validation": []})
     with pytest.raises(ValueError, match=r"validation\.jsonl: the validation file is empty") as error:
-        common.KGSFData(common.DataArguments(dataset_dir=str(folder), cache_dir=str(tmp_path / "cache")))
+        KGSFData(DataArguments(dataset_dir=str(folder), cache_dir=str(tmp_path / "cache")))
     assert "\n" not in str(error.value)
     # a training script prints that one line and exits 1, with no traceback
     result = subprocess.run([sys.executable, "examples/train_recommender.py", "--dataset_dir", str(folder), "--cache_dir",

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from datasets_scripts import kg, paths
-from datasets_scripts.collator import KGSFDataCollator, expand_for_recommendation
+from datasets_scripts.collator import expand_for_recommendation
 from datasets_scripts.convert_pickles import UnsafePickleError, convert_kgsf_pickles, restricted_loads
-from datasets_scripts.entity_linker import EntityLinker, name_from_uri
+from modeling_kgsf.linking_kgsf import EntityLinker, name_from_uri
+from modeling_kgsf.processing_kgsf import KGSFDataCollator
 from datasets_scripts.redial import load_redial, load_resources, read_conversations
 from datasets_scripts.word2vec import train_word2vec
 from modeling_kgsf.tokenization_kgsf import KGSFTokenizer, word_tokenize
@@ -173,7 +174,8 @@ def test_rows(fake):
 
 
 def test_context_and_response_truncation(fake, tmp_path):
-    from datasets_scripts.redial import MAX_CONTEXT_TOKENS, MAX_RESPONSE_TOKENS, process_conversations
+    from datasets_scripts.redial import process_conversations
+    from modeling_kgsf.processing_kgsf import MAX_CONTEXT_TOKENS, MAX_RESPONSE_TOKENS
 
     long_turns = [(" ".join(["great"] * 100), 1 + (i % 2)) for i in range(8)]
     rows, _ = process_conversations([make_conversation("x", long_turns, {})], fake["resources"])

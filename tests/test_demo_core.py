@@ -148,7 +148,7 @@ def test_a_folder_of_another_dataset_uses_its_own_names(tmp_path):
 
 
 def test_cli_demo_errors(tmp_path, capsys):
-    from modeling_kgsf.cli import main
+    from kgsf_cli.main import main
 
     assert main(["demo", str(tmp_path / "missing")]) == 1
     assert "model folder not found" in capsys.readouterr().err

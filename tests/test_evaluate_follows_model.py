@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from modeling_kgsf.training import write_model_card
-from modeling_kgsf.training.evaluation import recorded_dataset
+from training_kgsf.model_card import write_model_card
+from training_kgsf.evaluation import recorded_dataset
 
-from modeling_kgsf.training.evaluation import protocol_cell
-from modeling_kgsf.training.stages import DataArguments, follow_recorded_dataset
+from training_kgsf.evaluation import protocol_cell
+from training_kgsf.data import DataArguments
+from training_kgsf.evaluate_folder import follow_recorded_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +88,9 @@ def test_a_generic_dataset_model_is_evaluated_on_its_dataset(tmp_path):
     from fake_crs import make_crs_dataset
     from run_helpers import run_checked
 
-    from modeling_kgsf.training import DataArguments, KGSFData, ModelArguments, build_model, config_summary
+    from training_kgsf.building import ModelArguments, build_model
+    from training_kgsf.data import DataArguments, KGSFData
+    from training_kgsf.model_card import config_summary
 
     dataset = make_crs_dataset(tmp_path / "books")
     cache = tmp_path / "cache"

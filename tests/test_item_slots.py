@@ -13,8 +13,8 @@ from modeling_kgsf.generation_kgsf import (
     item_token_ids_from_vocab,
     repeated_ngram,
 )
+from modeling_kgsf.processing_kgsf import CONTEXT_KEYS
 
-CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 ITEM_TOKENS = torch.arange(40, 40 + N_ITEM)  # kgsf_tiny marks tokens 40..51 as item tokens: item i <-> token 40 + i
 NO_REPETITION_CONTROL = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
 GREEDY = {**NO_REPETITION_CONTROL, "num_beams": 1}  # the default decoding is beam search (4 beams)

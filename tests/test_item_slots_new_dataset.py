@@ -16,8 +16,9 @@ import torch
 from fake_crs import conversation, make_crs_dataset
 from modeling_kgsf import KGSFForConversationalRecommendation
 from modeling_kgsf.generation_kgsf import ItemSlotLogitsProcessor, calibrate_item_slot_bias, generated_item_ratio
-from modeling_kgsf.training import DataArguments, KGSFData
-from modeling_kgsf.training.stages import CONTEXT_KEYS, train_conversation
+from training_kgsf.data import DataArguments, KGSFData
+from modeling_kgsf.processing_kgsf import CONTEXT_KEYS
+from training_kgsf.stages import train_conversation
 
 TINY_MODEL = {"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "num_bases": 2,
               "item_graph_encoder": "featureless", "mim_form": "contrastive"}

@@ -8,8 +8,8 @@ import torch
 
 from kgsf_tiny import tiny_batch, tiny_model
 from modeling_kgsf.generation_kgsf import KGSF_GENERATION_DEFAULTS, PAPER_DECODING
+from modeling_kgsf.processing_kgsf import CONTEXT_KEYS
 
-CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 
 
 def context(batch):

@@ -4,8 +4,8 @@ import torch
 
 from kgsf_tiny import N_ITEM, VOCAB, tiny_batch, tiny_model
 from modeling_kgsf import KGSFForConversationalRecommendation
+from modeling_kgsf.processing_kgsf import REC_KEYS
 
-REC_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask", "rec_labels")
 
 
 def rec_inputs(batch):
@@ -177,22 +177,19 @@ def test_embedding_item_graph_encoder():
     assert model.kgsf.item_graph_encoder.entity_embedding.weight.grad.abs().sum() > 0
 
 
-def test_node_cache_gives_the_same_scores():
+def test_graph_encodings_give_the_same_scores():
     model = tiny_model()
     batch = rec_inputs(tiny_batch())
     model.eval()
-    with torch.enable_grad():
-        direct = model(**batch).rec_logits.detach()  # restricted rows, no cache
     with torch.no_grad():
-        cached = model(**batch).rec_logits  # full node table, cached
-    assert model.kgsf._node_cache
-    torch.testing.assert_close(cached, direct, atol=1e-6, rtol=1e-5)
-    with torch.no_grad():  # an in-place parameter change invalidates the cache
+        direct = model(**batch).rec_logits  # restricted rows
+        encodings = model.encode_graphs()  # full node tables, passed explicitly
+        passed = model(**batch, graph_encodings=encodings).rec_logits
+    torch.testing.assert_close(passed, direct, atol=1e-6, rtol=1e-5)
+    with torch.no_grad():  # the model keeps nothing: an in-place parameter change shows at the next call
         model.kgsf.item_graph_encoder.rgcn.bias.add_(1.0)
         changed = model(**batch).rec_logits
-    assert not torch.allclose(changed, cached)
-    model.train()
-    assert not model.kgsf._node_cache
+    assert not torch.allclose(changed, direct)
 
 
 def test_freeze_recommender():
@@ -204,7 +201,7 @@ def test_freeze_recommender():
     model.train()
     out = model(**tiny_batch(), task="conv")
     out.loss.backward()
-    assert model.kgsf._node_cache  # frozen graphs: node vectors cached even in training
+    assert not model.encode_graphs().entity_vectors.requires_grad  # frozen graphs: node vectors without an autograd graph
 
 
 def test_setters_validate():

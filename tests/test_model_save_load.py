@@ -12,8 +12,8 @@ import torch
 
 from kgsf_tiny import tiny_batch, tiny_model
 from modeling_kgsf import KGSFForConversationalRecommendation
+from modeling_kgsf.processing_kgsf import CONTEXT_KEYS
 
-CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 BUFFERS = ("dbpedia_edge_index", "dbpedia_edge_type", "conceptnet_edge_index", "item_entity_ids", "kg_word_vocab_mask", "item_token_vocab_mask")
 
 # Run in a fresh interpreter from a temporary folder, with the repository made unimportable.
@@ -47,8 +47,9 @@ FRESH_PROCESS = textwrap.dedent(
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     model = tiny_model(seed=3)
-    with torch.no_grad():  # ids above 2**24 would not survive a float round trip
-        model.kgsf.dbpedia_edge_index[:, 0] = torch.tensor([model.config.n_entity - 1, 0])
+    graphs = {name: getattr(model.kgsf, name).clone() for name in BUFFERS[:4]}  # the graph buffers change through set_graphs
+    graphs["dbpedia_edge_index"][:, 0] = torch.tensor([model.config.n_entity - 1, 0])  # ids above 2**24 would not survive a float round trip
+    model.set_graphs(**graphs)
     folder = tmp_path_factory.mktemp("kgsf") / "model"
     model.save_pretrained(folder)
     return model.eval(), folder

@@ -13,8 +13,8 @@ import torch
 
 from kgsf_tiny import VOCAB, tiny_batch, tiny_model
 from modeling_kgsf import KGSFConfig, KGSFForConversationalRecommendation
+from modeling_kgsf.processing_kgsf import CONTEXT_KEYS
 
-CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 
 
 # ---------------------------------------------------------------- configuration
@@ -27,7 +27,7 @@ def test_standard_attribute_names():
 
 
 def test_unknown_override_is_refused_by_name():
-    from modeling_kgsf.training import parse_overrides
+    from training_kgsf.building import parse_overrides
 
     assert parse_overrides("use_kg_attention=false,num_bases=4") == {"use_kg_attention": False, "num_bases": 4}
     with pytest.raises(ValueError, match=r"'use_kg_atention' \(did you mean 'use_kg_attention'\?\)"):
@@ -37,7 +37,7 @@ def test_unknown_override_is_refused_by_name():
 
 
 def test_unknown_key_in_a_model_config_file_is_refused(tmp_path):
-    from modeling_kgsf.training import ModelArguments, build_model
+    from training_kgsf.building import ModelArguments, build_model
 
     (tmp_path / "bad.json").write_text(json.dumps({"d_model": 16, "num_basis": 2}))
     with pytest.raises(ValueError, match=r"bad\.json.*'num_basis' \(did you mean 'num_bases'\?\)"):
@@ -126,7 +126,7 @@ def test_config_that_does_not_match_the_weights_names_the_fields(tmp_path):
 # ---------------------------------------------------------------- data API and processor
 def test_datasets_scripts_exports_its_api():
     import datasets_scripts
-    from datasets_scripts import KGSFDataCollator, load_crs_dataset, load_redial, load_resources  # noqa: F401
+    from datasets_scripts import load_crs_dataset, load_redial, load_resources  # noqa: F401
     from datasets_scripts.redial import load_redial as defined
 
     assert load_redial is defined
@@ -152,7 +152,7 @@ def test_processor_round_trip_and_fast_index(tmp_path):
     batch = loaded(turns)
     assert set(CONTEXT_KEYS) <= set(batch) and batch["context_entity_mask"].any()
     # the dataset pipeline builds rows with the same code
-    from datasets_scripts.redial import context_row
+    from modeling_kgsf.processing_kgsf import context_row
 
     assert context_row(turns, resources) == loaded.context_row(turns)
 
@@ -170,7 +170,8 @@ import modeling_kgsf
 from modeling_kgsf import ConversationalRecommender
 from modeling_kgsf.processing_kgsf import KGSFProcessor
 assert not any(name.startswith("datasets_scripts") for name in sys.modules), "the model package imported datasets_scripts"
-from modeling_kgsf.training import StageTrainer, TrainingArguments, train_recommender
+from training_kgsf.stages import train_recommender
+from training_kgsf.trainer import StageTrainer, TrainingArguments
 from modeling_kgsf.metrics import load_metric, metric_path
 import evaluate
 distinct = evaluate.load(metric_path("kgsf_distinct"))

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 def kgsf_command() -> list[str]:
     """The installed console script (``pip install -e .``), else the module it runs."""
     script = Path(sys.executable).parent / "kgsf"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "modeling_kgsf.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "kgsf_cli"]
 
 
 def kgsf(*args, stdin: str | None = None, check: bool = True):
@@ -31,7 +31,7 @@ def kgsf(*args, stdin: str | None = None, check: bool = True):
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """A tiny KGSF folder written by ``modeling_kgsf.training.make_save_model`` (weights, vocab, kg_resources.json)."""
+    """A tiny KGSF folder written by ``training_kgsf.building.make_save_model`` (weights, vocab, kg_resources.json)."""
     return tiny_folder(tmp_path_factory.mktemp("pipeline_cli"))
 
 
@@ -211,13 +211,14 @@ def test_cli_on_a_model_of_a_generic_dataset(tmp_path):
     """A folder trained on a dataset in the generic CRS format links its own entity names and items."""
     from fake_crs import make_crs_dataset
 
-    from modeling_kgsf import training as common
-    from modeling_kgsf.training import TrainingArguments
+    from training_kgsf.building import ModelArguments, build_model, make_save_model
+    from training_kgsf.data import DataArguments, KGSFData
+    from training_kgsf.trainer import TrainingArguments
     (tmp_path / "tiny.json").write_text(json.dumps(TINY))
-    data = common.KGSFData(common.DataArguments(dataset_dir=str(make_crs_dataset(tmp_path / "books")), cache_dir=str(tmp_path / "cache")))
-    model = common.build_model(data, common.ModelArguments(model_config=str(tmp_path / "tiny.json")))
+    data = KGSFData(DataArguments(dataset_dir=str(make_crs_dataset(tmp_path / "books")), cache_dir=str(tmp_path / "cache")))
+    model = build_model(data, ModelArguments(model_config=str(tmp_path / "tiny.json")))
     out = tmp_path / "model"
-    common.make_save_model(data, "conversation", TrainingArguments(output_dir=str(tmp_path / "run")))(model, out, {"note": "untrained"})
+    make_save_model(data, "conversation", TrainingArguments(output_dir=str(tmp_path / "run")))(model, out, {"note": "untrained"})
     output = json.loads(kgsf("recommend", out, "I want a novel by Jane Austen like @b3", "--json").stdout)
     assert {e["name"] for e in output["context"]["entities"]} >= {"Jane Austen", "Emma (1815)"}
     titles = [r["title"] for r in output["recommendations"]]

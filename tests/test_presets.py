@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 
 from modeling_kgsf import KGSFConfig
-from modeling_kgsf.training import stages
+from training_kgsf import building, data, evaluate_folder, stages, trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 from run_pipeline import as_flags  # noqa: E402
 
 STAGE_ARGUMENTS = {
-    "mim": (stages.TrainingArguments, stages.DataArguments, stages.ModelArguments),
-    "recommender": (stages.TrainingArguments, stages.DataArguments, stages.ModelArguments),
-    "conversation": (stages.TrainingArguments, stages.DataArguments, stages.ModelArguments, stages.ConversationArguments),
-    "evaluation": (stages.EvaluationArguments, stages.DataArguments),
+    "mim": (trainer.TrainingArguments, data.DataArguments, building.ModelArguments),
+    "recommender": (trainer.TrainingArguments, data.DataArguments, building.ModelArguments),
+    "conversation": (trainer.TrainingArguments, data.DataArguments, building.ModelArguments, stages.ConversationArguments),
+    "evaluation": (evaluate_folder.EvaluationArguments, data.DataArguments),
 }
 PRESETS = sorted(path for path in (ROOT / "configuration").glob("*.json") if "data" in json.loads(path.read_text()))
 
@@ -42,7 +42,7 @@ def test_preset_parses_into_stage_arguments(preset):
             continue
         extra = {"model": "unused"} if name == "evaluation" else {**model, "output_dir": "unused"}
         options = {**settings["data"], **settings[name], **extra}
-        parsed = stages.parse_arguments(*arguments, argv=as_flags(options))
+        parsed = building.parse_arguments(*arguments, argv=as_flags(options))
         values = {key: value for part in parsed for key, value in vars(part).items()}
         for key, value in settings[name].items():
             assert values[key] == value, (preset.name, name, key)

@@ -1,4 +1,4 @@
-"""The reference protocol of the conversation evaluation (modeling_kgsf/training/evaluation.py) as
+"""The reference protocol of the conversation evaluation (training_kgsf/evaluation.py) as
 RUCAIBox/KGSF decodes and counts: the paper's decoding, at most 20 steps, a batch stopped once every
 row has emitted __end__, the tokens after __end__ counted; the four cells {paper, default} decoding x
 {reference, ours} counting; and examples/measure_conv_protocols.py end to end on a tiny model."""
@@ -15,8 +15,7 @@ from accelerate import Accelerator
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from modeling_kgsf.generation_kgsf import PAPER_DECODING
-from modeling_kgsf.training.evaluation import (REFERENCE_BATCH_SIZE, EndInEveryRow, evaluate_conversation,
-                                               generation_settings, protocol_cell)
+from training_kgsf.evaluation import REFERENCE_BATCH_SIZE, EndInEveryRow, evaluate_conversation, generation_settings, protocol_cell
 
 REPO = Path(__file__).resolve().parents[1]
 EOS = 2
@@ -147,7 +146,7 @@ TINY_MODEL = {"d_model": 16, "kg_dim": 8, "ffn_dim": 16, "attention_heads": 2, "
 
 def save_tiny_folder(data, folder: Path, config_file: Path, overrides: str | None = None) -> Path:
     from datasets_scripts.kg_resources import save_kg_resources
-    from modeling_kgsf.training import ModelArguments, build_model
+    from training_kgsf.building import ModelArguments, build_model
 
     model = build_model(data, ModelArguments(model_config=str(config_file), config_overrides=overrides), word_embeddings=False)
     model.save_pretrained(folder)
@@ -161,7 +160,7 @@ def test_measure_conv_protocols_writes_the_four_cells(tmp_path):
     from fake_data import make_fake_data_dir
     from run_helpers import run_checked
 
-    from modeling_kgsf.training import DataArguments, KGSFData
+    from training_kgsf.data import DataArguments, KGSFData
 
     data_dir = make_fake_data_dir(tmp_path / "data")
     cache = tmp_path / "cache"

@@ -15,7 +15,7 @@ sys.path.insert(0, str(REPO / "examples"))
 import learning_curve  # noqa: E402
 import run_tables  # noqa: E402
 
-from modeling_kgsf.training.stages import subset_conversations  # noqa: E402
+from training_kgsf.data import subset_conversations  # noqa: E402
 
 
 def _write_run(folder: Path, seed: int, recall: float, train_conversations: int | None = None) -> None:

@@ -10,10 +10,10 @@ from transformers import DynamicCache, EncoderDecoderCache
 
 from kgsf_tiny import tiny_batch, tiny_config, tiny_model
 from modeling_kgsf.generation_kgsf import PAPER_DECODING
-from modeling_kgsf.training import EpochShuffleSampler, LengthGroupedSampler
+from training_kgsf.trainer import EpochShuffleSampler, LengthGroupedSampler
 from modeling_kgsf.transformer import MultiHeadAttention
+from modeling_kgsf.processing_kgsf import CONTEXT_KEYS
 
-CONTEXT_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 KBRD = {"use_conceptnet": False, "use_mim": False, "use_kg_attention": False, "use_copy": False, "user_vocab_bias": True}
 
 
@@ -211,7 +211,7 @@ def test_length_grouped_batches_shard_across_processes():
 def test_the_trainer_groups_batches_when_given_lengths(tmp_path):
     from accelerate import Accelerator
 
-    from modeling_kgsf.training import StageTrainer, TrainingArguments
+    from training_kgsf.trainer import StageTrainer, TrainingArguments
 
     dataset = [{"x": torch.ones(3)} for _ in range(20)]
 

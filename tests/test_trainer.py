@@ -7,7 +7,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from modeling_kgsf.training import StageTrainer, TrainingArguments
+from training_kgsf.trainer import StageTrainer, TrainingArguments
 
 
 class ToyDataset(torch.utils.data.Dataset):

@@ -5,9 +5,8 @@
   (:class:`RedialConfig`, :class:`RedialForConversationalRecommendation`).
 * :mod:`.kbrd`: KBRD (Chen et al., 2019) as a configuration of KGSF (R-GCN recommender without
   the word side or MIM; Transformer with a vocabulary bias from the user vector).
-* :mod:`.train` (import it explicitly): ``train_redial`` / ``train_kbrd``, the training
-  commands. Like :mod:`modeling_kgsf.training` it joins data and model (it reads the data through
-  ``modeling_kgsf.training``); the model modules above never import it.
+Their training commands (``train_redial`` / ``train_kbrd``) are on the training floor, in
+:mod:`training_kgsf.baselines`; nothing here imports them.
 
 Popularity and TextCNN live in ``examples/train_baseline.py``.
 """

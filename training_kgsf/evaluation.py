@@ -56,13 +56,13 @@ from torch.utils.data import DataLoader
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.utils import logging
 
-from ..generation_kgsf import PAPER_DECODING
-from ..metrics import load_metric
+from modeling_kgsf.generation_kgsf import PAPER_DECODING
+from modeling_kgsf.metrics import load_metric
+from modeling_kgsf.processing_kgsf import CONTEXT_KEYS, IGNORE_INDEX
 
 logger = logging.get_logger(__name__)
 
 K_VALUES = (1, 10, 50)
-REC_INPUTS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "context_word_ids", "context_word_mask")
 DECODINGS = ("default", "paper")
 COUNTINGS = ("ours", "reference")
 #: protocol -> (decoding, counting)
@@ -90,14 +90,14 @@ def evaluate_recommendation(model, dataloader, accelerator, k_values=K_VALUES) -
     rankings, targets, context_items = [], [], []
     num_items = None
     for batch in dataloader:
-        logits = model(**{key: batch[key] for key in REC_INPUTS if key in batch}).rec_logits  # (B, n_item)
+        logits = model(**{key: batch[key] for key in CONTEXT_KEYS if key in batch}).rec_logits  # (B, n_item)
         num_items = logits.shape[-1]
         depth = min(max_k + batch["context_item_indices"].shape[1], logits.shape[-1])
         ranking = logits.topk(depth, dim=-1).indices
         ranking = accelerator.pad_across_processes(ranking, dim=1, pad_index=-1)
         items = accelerator.pad_across_processes(batch["context_item_indices"], dim=1, pad_index=-1)
         ranking, labels, items = accelerator.gather_for_metrics((ranking, batch["rec_labels"], items))
-        keep = labels != -100
+        keep = labels != IGNORE_INDEX
         rankings += _without_padding(ranking[keep], -1)
         targets += labels[keep].tolist()
         context_items += _without_padding(items[keep], -1)
@@ -291,11 +291,11 @@ def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: b
     first_batch_size, has_targets = None, item_entities is not None
     for batch_index, batch in enumerate(dataloader):
         first_batch_size = first_batch_size or batch["input_ids"].shape[0]  # examples per batch and process
-        inputs = {key: batch[key] for key in REC_INPUTS if key in batch}
+        inputs = {key: batch[key] for key in CONTEXT_KEYS if key in batch}
         outputs = model(**inputs, labels=batch["labels"])
         logits = outputs.lm_logits  # (B, Lr, vocab)
-        token_nll = F.cross_entropy(logits.transpose(1, 2).float(), batch["labels"], ignore_index=-100, reduction="none")
-        nll, count = accelerator.gather_for_metrics((token_nll.sum(-1), (batch["labels"] != -100).sum(-1)))
+        token_nll = F.cross_entropy(logits.transpose(1, 2).float(), batch["labels"], ignore_index=IGNORE_INDEX, reduction="none")
+        nll, count = accelerator.gather_for_metrics((token_nll.sum(-1), (batch["labels"] != IGNORE_INDEX).sum(-1)))
         nll_total += nll.tolist()
         token_total += count.tolist()
         if generate and (max_generation_batches is None or batch_index * accelerator.num_processes < max_generation_batches):
@@ -305,7 +305,7 @@ def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: b
                                f"rows of the split, matched only when the batch size is a multiple of {generation_batch_size}")
             generated = generate_in_batches(unwrapped, inputs, kwargs, generation_batch_size, tokenizer.pad_token_id)
             generated = accelerator.pad_across_processes(generated, dim=1, pad_index=tokenizer.pad_token_id)
-            labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
+            labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=IGNORE_INDEX)
             contexts = accelerator.pad_across_processes(batch["input_ids"], dim=1, pad_index=tokenizer.pad_token_id)
             turn_targets = batch.get(TARGETS_KEY)
             if turn_targets is None:  # a dataloader without targets: no recommendation-in-reply
@@ -316,7 +316,7 @@ def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: b
             for generated_ids, label_ids, context_ids, target_ids in zip(
                     generated.tolist(), labels.tolist(), contexts.tolist(), turn_targets.tolist()):
                 hypothesis = decode_reply(tokenizer, generated_ids)
-                reply = decode_reply(tokenizer, [t for t in label_ids if t != -100])
+                reply = decode_reply(tokenizer, [t for t in label_ids if t != IGNORE_INDEX])
                 hypotheses.append(hypothesis)
                 references.append(reply)
                 if reference:

@@ -1,10 +1,10 @@
 """Training commands of the REDIAL and KBRD baselines (``examples/train_redial.py``,
 ``examples/train_kbrd.py``), with KGSF's data, loop and evaluation.
 
-Like :mod:`modeling_kgsf.training` this module joins data and model (it reads the data through
-``modeling_kgsf.training``); ``modeling_kgsf.baselines`` does not import it.
+Like the KGSF stages this module joins data and model (it reads the data through
+:class:`training_kgsf.data.KGSFData`); ``modeling_kgsf.baselines`` does not import it.
 
-    from modeling_kgsf.baselines.train import train_redial, train_kbrd
+    from training_kgsf.baselines import train_redial, train_kbrd
     train_redial(["--output_dir", "runs/redial", "--num_epochs", "5"])
     train_kbrd(["--output_dir", "runs/kbrd", "--model_config", "configuration/kgsf_reference.json"])
 
@@ -24,25 +24,21 @@ from pathlib import Path
 
 from accelerate.utils import set_seed
 
-from ..training import (
-    DataArguments,
-    KGSFData,
-    StageTrainer,
-    TrainingArguments,
-    evaluate_conversation,
-    evaluate_model,
-    evaluate_recommendation,
-    make_accelerator,
-    parse_arguments,
-    train_conversation,
-    train_recommender,
-)
-from .kbrd import KBRD_CONVERSATION_FLAGS, KBRD_RECOMMENDER_FLAGS
-from .redial_baseline import RedialConfig, RedialForConversationalRecommendation, token_item_index_from_vocab
+from modeling_kgsf.baselines.kbrd import KBRD_CONVERSATION_FLAGS, KBRD_RECOMMENDER_FLAGS
+from modeling_kgsf.baselines.redial_baseline import RedialConfig, RedialForConversationalRecommendation, token_item_index_from_vocab
+from modeling_kgsf.processing_kgsf import CONV_KEYS, REC_KEYS
+
+from .building import parse_arguments
+from .data import DataArguments, KGSFData
+from .evaluate_folder import evaluate_model
+from .evaluation import evaluate_conversation, evaluate_recommendation
+from .stages import train_conversation, train_recommender
+from .trainer import StageTrainer, TrainingArguments, make_accelerator
 
 STAGES = ("recommender", "conversation", "both")
-REC_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "rec_labels")
-CONV_KEYS = ("input_ids", "attention_mask", "context_entity_ids", "context_entity_mask", "labels")
+# REDIAL reads the batch without the word graph's keys
+REDIAL_REC_KEYS = tuple(key for key in REC_KEYS if not key.startswith("context_word"))
+REDIAL_CONV_KEYS = tuple(key for key in CONV_KEYS if not key.startswith("context_word"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -139,7 +135,7 @@ def train_redial(argv=None) -> dict:
         rec_loader = data.eval_dataloader(data_args.eval_split, "rec", training_args.batch_size, accelerator, data_args.max_eval_examples)
         model = run_stage(
             model, "recommender", "rec",
-            compute_loss=lambda model, batch: (model(**{key: batch[key] for key in REC_KEYS}, task="rec").loss, {}),
+            compute_loss=lambda model, batch: (model(**{key: batch[key] for key in REDIAL_REC_KEYS}, task="rec").loss, {}),
             evaluate=lambda model, accelerator: evaluate_recommendation(model, rec_loader, accelerator),
             score=lambda metrics: metrics["recall@1"] + metrics["recall@50"])
     if args.stage in ("conversation", "both"):
@@ -147,7 +143,7 @@ def train_redial(argv=None) -> dict:
         conv_loader = data.eval_dataloader(data_args.eval_split, "conv", training_args.batch_size, accelerator, data_args.max_eval_examples)
         model = run_stage(
             model, "conversation", "conv",
-            compute_loss=lambda model, batch: (model(**{key: batch[key] for key in CONV_KEYS}, task="conv").loss, {}),
+            compute_loss=lambda model, batch: (model(**{key: batch[key] for key in REDIAL_CONV_KEYS}, task="conv").loss, {}),
             evaluate=lambda model, accelerator: evaluate_conversation(
                 model, conv_loader, accelerator, data.tokenizer, generate=args.generation_batches > 0,
                 max_generation_batches=args.generation_batches),

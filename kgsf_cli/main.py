@@ -28,8 +28,8 @@ import argparse
 import json
 import sys
 
-from .generation_kgsf import PAPER_DECODING
-from .pipeline_kgsf import ConversationError, ModelFolderError, Recommendation
+from modeling_kgsf.generation_kgsf import PAPER_DECODING
+from modeling_kgsf.pipeline_kgsf import ConversationError, ModelFolderError, Recommendation
 
 SCORE_NOTE = "score = softmax probability over all items"
 
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_demo(args) -> int:
     """``kgsf demo``: the Gradio app of :mod:`modeling_kgsf.demo_kgsf` (gradio imported only here)."""
-    from .demo_kgsf import INSTALL_HINT, DemoCore, launch_demo
+    from modeling_kgsf.demo_kgsf import INSTALL_HINT, DemoCore, launch_demo
 
     try:
         import gradio  # noqa: F401
@@ -147,7 +147,7 @@ def _turns_with_roles(texts: list[str], first: str) -> list[dict]:
 def _load(folder: str):
     from transformers.utils import logging as transformers_logging
 
-    from .pipeline_kgsf import ConversationalRecommender
+    from modeling_kgsf.pipeline_kgsf import ConversationalRecommender
 
     transformers_logging.disable_progress_bar()  # no "Loading weights" bar on the terminal
     return ConversationalRecommender.from_pretrained(folder)
