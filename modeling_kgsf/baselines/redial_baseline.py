@@ -36,13 +36,16 @@ What is simplified or left out (see also docs/RESULTS.md):
 
 The model reads only the batch keys of docs/DESIGN.md (``input_ids``, ``attention_mask``,
 ``context_entity_ids``, ``context_entity_mask``, ``rec_labels``, ``labels``; the word-graph keys
-are accepted and ignored), so ``modeling_kgsf.training.evaluate_recommendation`` and
-``evaluate_conversation`` score it exactly like KGSF. This file imports only torch and
-transformers, so a saved folder also loads with ``trust_remote_code``.
+are accepted and ignored), so ``training_kgsf.evaluation.evaluate_recommendation`` and
+``evaluate_conversation`` score it exactly like KGSF. Besides torch and transformers this file
+imports only ``IGNORE_INDEX`` (from ``modeling_kgsf.processing_kgsf``), so a saved folder loads with
+``trust_remote_code`` where the ``kgsf`` package is installed. The pieces it shares with KGSF's
+head are copies marked ``# Copied from modeling_kgsf.modeling_kgsf.<name>`` and kept identical by
+``utils/check_copies.py`` (docs/DESIGN.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -52,7 +55,10 @@ from transformers import GenerationConfig, GenerationMixin, PretrainedConfig, Pr
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-IGNORE_INDEX = -100
+# Absolute, not ``from ..processing_kgsf``: save_pretrained copies this file with the files of its
+# one-dot relative imports, and a two-dot import makes it fail.
+from modeling_kgsf.processing_kgsf import IGNORE_INDEX
+
 TASKS = ("rec", "conv", "all")
 
 
@@ -222,8 +228,9 @@ class RedialForConversationalRecommendation(RedialPreTrainedModel, GenerationMix
             self.item_entity_ids.copy_(item_entity_ids)
             self.token_item_index.copy_(token_item_index)
 
+    # Copied from modeling_kgsf.modeling_kgsf.KGSFModel.load_word_embeddings with self.shared->self.embedding, d_model->embedding_dim
     def load_word_embeddings(self, weights):
-        """Initialise the token embedding (vocab, embedding_dim), e.g. with word2vec vectors."""
+        """Initialise the shared token embedding (vocab, embedding_dim), e.g. with word2vec vectors."""
         weights = torch.as_tensor(weights)
         expected = (self.config.vocab_size, self.config.embedding_dim)
         if tuple(weights.shape) != expected:
@@ -231,9 +238,11 @@ class RedialForConversationalRecommendation(RedialPreTrainedModel, GenerationMix
         with torch.no_grad():
             self.embedding.weight.copy_(weights)
 
+    # Copied from modeling_kgsf.modeling_kgsf.KGSFModel.get_input_embeddings with self.shared->self.embedding
     def get_input_embeddings(self):
         return self.embedding
 
+    # Copied from modeling_kgsf.modeling_kgsf.KGSFModel.set_input_embeddings with self.shared->self.embedding
     def set_input_embeddings(self, value):
         self.embedding = value
 
@@ -319,6 +328,7 @@ class RedialForConversationalRecommendation(RedialPreTrainedModel, GenerationMix
         return {"decoder_input_ids": input_ids, "encoder_outputs": encoder_outputs, "attention_mask": attention_mask,
                 "task": "conv", "logits_to_keep": 1}
 
+    # Copied from modeling_kgsf.modeling_kgsf.KGSFForConversationalRecommendation.shift_labels_right
     def shift_labels_right(self, labels: torch.LongTensor) -> torch.LongTensor:
         """``[start] + labels[:, :-1]`` with -100 replaced by pad: the teacher-forced decoder input."""
         shifted = torch.cat([torch.full_like(labels[:, :1], self.config.decoder_start_token_id), labels[:, :-1]], dim=1)
@@ -381,9 +391,7 @@ class RedialForConversationalRecommendation(RedialPreTrainedModel, GenerationMix
                 losses.append(out.lm_loss)
         if losses:
             out.loss = sum(losses[1:], losses[0])
-        if return_dict if return_dict is not None else getattr(self.config, "return_dict", True):
-            return out
-        return out.to_tuple()
+        return _as_requested(out, self.config, return_dict)
 
     def output_log_probs(self, hidden, state, item_logits) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoder states (B, T, Hd) -> (log p over the vocabulary (B, T, V), switch P(item) (B, T)).
@@ -414,6 +422,16 @@ class RedialForConversationalRecommendation(RedialPreTrainedModel, GenerationMix
         return log_probs.clamp(min=minimum).masked_fill(never, minimum), torch.sigmoid(switch_logit[..., 0])
 
 
+# Copied from modeling_kgsf.modeling_kgsf._as_requested
+def _as_requested(out: ModelOutput, config, return_dict: bool | None):
+    """``out``, or with ``return_dict=False`` (as given, else the config's) the tuple of its non-None
+    fields in declaration order (loss first), as transformers models return it."""
+    if return_dict if return_dict is not None else getattr(config, "return_dict", True):
+        return out
+    return tuple(getattr(out, field.name) for field in fields(out) if getattr(out, field.name) is not None)
+
+
+# Copied from modeling_kgsf.modeling_kgsf._cross_entropy
 def _cross_entropy(logits, labels):
     """Mean CE over labels != -100 (0 with a graph, not NaN, when there is none)."""
     if not (labels != IGNORE_INDEX).any():
