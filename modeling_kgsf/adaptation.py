@@ -515,14 +515,38 @@ def adapt_model(
     """
     if type(model).__name__ != "KGSFForConversationalRecommendation" or not hasattr(model, "kgsf"):
         raise TypeError(f"adapt_model needs a KGSFForConversationalRecommendation, got {type(model).__name__}")
-    config = model.config
     _check_old_spaces(model, old)
     _check_new_inputs(new, kg_word_vocab_mask, item_token_vocab_mask, new_word_vectors)
-
-    # ---- which tensors are indexed by what; refuse what we cannot map
     old_state = model.state_dict()
     specs = _index_tensor_specs(model)
     replaced = {f"kgsf.{name}" for name in GRAPH_BUFFERS + MASK_BUFFERS + DERIVED_BUFFERS}
+    _refuse_unknown_index_tensors(old_state, specs, replaced, model.config)
+
+    dbpedia_edge_index, dbpedia_edge_type = torch.as_tensor(dbpedia_edge_index), torch.as_tensor(dbpedia_edge_type)
+    conceptnet_edge_index = torch.as_tensor(conceptnet_edge_index)
+    adapted = _fresh_model(model, new, dbpedia_edge_index, dbpedia_edge_type, conceptnet_edge_index,
+                           kg_word_vocab_mask, item_token_vocab_mask)
+    fresh_state = adapted.state_dict()
+    _check_same_keys(type(model).__name__, old_state, fresh_state)
+
+    match = match_index_spaces(old, new)
+    device = next(model.parameters()).device
+    sources = {space: source.to(device) for space, source in match.sources.items()}
+    generator = torch.Generator().manual_seed(seed)
+    context = _AdaptationContext(
+        model=model, sources=sources, generator=generator, new_word_vectors=new_word_vectors,
+        entity_pairs=_neighbour_pairs(dbpedia_edge_index, sources["entities"] >= 0),
+        concept_pairs=_neighbour_pairs(conceptnet_edge_index, sources["concepts"] >= 0),
+        token_special=min(NUM_SPECIAL_TOKENS, len(new.tokens)),
+        token_exact=(sources["tokens"] >= 0) & ~match.by_fallback["tokens"].to(device),
+    )
+    _load_remapped_state(adapted, old_state, fresh_state, specs, replaced, context)
+    _copy_settings(model, adapted, device)
+    return adapted, _adaptation_report(old, match, context)
+
+
+def _refuse_unknown_index_tensors(old_state: dict, specs: dict[str, _RowSpec], replaced: set[str], config):
+    """Raise ``ValueError`` on a tensor with an index-space size that is neither in ``specs`` nor replaced."""
     index_sizes = {name: size for name, size in _index_sizes(config).items() if size not in _architecture_sizes(config)}
     for name, tensor in old_state.items():
         if name in specs or name in replaced:
@@ -536,10 +560,11 @@ def adapt_model(
                 f"modeling_kgsf.adaptation._index_tensor_specs about it (or remove it) first."
             )
 
-    # ---- the new model (fresh, B's sizes)
-    new_config = copy.deepcopy(config)
-    dbpedia_edge_index, dbpedia_edge_type = torch.as_tensor(dbpedia_edge_index), torch.as_tensor(dbpedia_edge_type)
-    conceptnet_edge_index = torch.as_tensor(conceptnet_edge_index)
+
+def _fresh_model(model, new: IndexSpaces, dbpedia_edge_index, dbpedia_edge_type, conceptnet_edge_index,
+                 kg_word_vocab_mask, item_token_vocab_mask):
+    """``type(model)`` freshly initialised with B's sizes, graph buffers and vocabulary masks."""
+    new_config = copy.deepcopy(model.config)
     for key, value in new.sizes().items():
         setattr(new_config, key, value)
     new_config.n_dbpedia_edges = int(dbpedia_edge_index.shape[-1])
@@ -548,26 +573,22 @@ def adapt_model(
     adapted.set_graphs(dbpedia_edge_index=dbpedia_edge_index, dbpedia_edge_type=dbpedia_edge_type,
                        conceptnet_edge_index=conceptnet_edge_index, item_entity_ids=torch.tensor(new.item_entity_ids, dtype=torch.long))
     adapted.set_vocab_masks(kg_word_vocab_mask=torch.as_tensor(kg_word_vocab_mask), item_token_vocab_mask=torch.as_tensor(item_token_vocab_mask))
-    fresh_state = adapted.state_dict()
+    return adapted
+
+
+def _check_same_keys(class_name: str, old_state: dict, fresh_state: dict):
+    """Raise ``ValueError`` when the model to adapt and a fresh one of its class hold different tensors."""
     unknown = sorted(set(old_state) - set(fresh_state))
     if unknown:
-        raise ValueError(f"{', '.join(unknown)}: not in {type(model).__name__}(config) (added to this instance?); cannot be adapted")
+        raise ValueError(f"{', '.join(unknown)}: not in {class_name}(config) (added to this instance?); cannot be adapted")
     missing = sorted(set(fresh_state) - set(old_state))
     if missing:
-        raise ValueError(f"{', '.join(missing)}: in {type(model).__name__}(config) but not in the model to adapt")
+        raise ValueError(f"{', '.join(missing)}: in {class_name}(config) but not in the model to adapt")
 
-    # ---- match, then build every tensor
-    match = match_index_spaces(old, new)
-    device = next(model.parameters()).device
-    sources = {space: source.to(device) for space, source in match.sources.items()}
-    generator = torch.Generator().manual_seed(seed)
-    context = _AdaptationContext(
-        model=model, sources=sources, generator=generator, new_word_vectors=new_word_vectors,
-        entity_pairs=_neighbour_pairs(dbpedia_edge_index, sources["entities"] >= 0),
-        concept_pairs=_neighbour_pairs(conceptnet_edge_index, sources["concepts"] >= 0),
-        token_special=min(NUM_SPECIAL_TOKENS, len(new.tokens)),
-        token_exact=(sources["tokens"] >= 0) & ~match.by_fallback["tokens"].to(device),
-    )
+
+def _load_remapped_state(adapted, old_state: dict, fresh_state: dict, specs: dict[str, _RowSpec], replaced: set[str],
+                         context: "_AdaptationContext"):
+    """Load A's tensors into ``adapted``: index-space tensors remapped, the others copied, ``replaced`` left as built."""
     new_state = {}
     for name, tensor in old_state.items():
         if name in replaced:
@@ -584,6 +605,10 @@ def adapt_model(
     result = adapted.load_state_dict(new_state, strict=False, assign=True)
     if result.unexpected_keys or set(result.missing_keys) != replaced:
         raise RuntimeError(f"state dict mismatch: missing {result.missing_keys}, unexpected {result.unexpected_keys}")
+
+
+def _copy_settings(model, adapted, device: torch.device):
+    """``adapted`` on ``model``'s device, with its ``requires_grad`` flags, generation config and train/eval mode."""
     adapted.to(device)
     flags = dict(model.named_parameters())
     for name, parameter in adapted.named_parameters():
@@ -592,19 +617,20 @@ def adapt_model(
     if getattr(adapted.generation_config, "item_slot_bias", None):  # calibrated on A's replies: B's are its own
         adapted.generation_config.item_slot_bias = 0.0  # (the conversation stage calibrates it again)
     adapted.train(model.training)
-    adapted.clear_node_cache()
 
-    # ---- report
+
+def _adaptation_report(old: IndexSpaces, match: IndexMatch, context: "_AdaptationContext") -> AdaptationReport:
+    """Per space: rows copied from A, matched by fallback, and initialised (by method)."""
     reports = {}
     old_sizes = dict(zip(SPACES, (len(old.tokens), len(old.entities), len(old.item_entity_ids), len(old.relations), len(old.concepts))))
     for space in SPACES:
-        source = sources[space]
+        source = context.sources[space]
         copied = int((source >= 0).sum())
         reports[space] = SpaceReport(
             total=source.numel(), copied=copied, new=source.numel() - copied, old_total=old_sizes[space],
             matched_by_fallback=int(match.by_fallback[space].sum()), init=context.init.get(space, {}),
         )
-    return adapted, AdaptationReport(**reports, details=context.details)
+    return AdaptationReport(**reports, details=context.details)
 
 
 @dataclass

@@ -1,9 +1,22 @@
 """The copy head: extra logits for KG words and item tokens, added to the vocabulary logits."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class CopyRows:
+    """The vocabulary projection's rows of the copy targets (:meth:`CopyHead.rows`): ``token_ids (M,)``,
+    ``weight (M, d)``, ``bias (M,)``. Gathered from the weights; ``generate()`` gathers them once per
+    call and passes them to every step (gathering ~17k rows costs more than a step's matmul)."""
+
+    token_ids: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
 
 
 class CopyHead(nn.Module):
@@ -17,7 +30,6 @@ class CopyHead(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self._rows_cache: dict = {}  # gathered copy rows at inference (derived, never saved)
         d = config.d_model
         self.use_words = config.use_conceptnet
         self.entity_projection = nn.Linear(config.kg_dim, d)
@@ -26,43 +38,30 @@ class CopyHead(nn.Module):
         self.mix = nn.Linear((3 if self.use_words else 2) * d, d)
         self.vocab_projection = nn.Linear(d, config.vocab_size)
 
-    def forward(self, decoder_states, entity_vector, word_vector, copy_mask, vocab_logits):
+    def forward(self, decoder_states, entity_vector, word_vector, copy_mask, vocab_logits, rows: CopyRows | None = None):
         """``decoder_states (B, L, d)``, vectors ``(B, k)``, ``copy_mask (V,)`` bool, ``vocab_logits (B, L, V)``
         -> ``vocab_logits + copy logits`` ``(B, L, V)``.
 
-        Only the masked vocabulary rows are projected (the others would be multiplied by 0).
+        Only the masked vocabulary rows are projected (the others would be multiplied by 0): ``rows``
+        (:meth:`rows` of ``copy_mask``, e.g. gathered once per ``generate`` call), else gathered here.
         """
         length = decoder_states.shape[1]
         parts = [self.entity_projection(entity_vector)[:, None].expand(-1, length, -1)]
         if self.use_words:
             parts.append(self.word_projection(word_vector)[:, None].expand(-1, length, -1))
         latent = self.mix(torch.cat(parts + [decoder_states], dim=-1))  # (B, L, d)
-        copy_ids, weight, bias = self._copy_rows(copy_mask)
-        copy_logits = F.linear(latent, weight, bias)  # (B, L, M)
-        return vocab_logits.index_add(-1, copy_ids, copy_logits)
+        rows = rows if rows is not None else self.rows(copy_mask)
+        copy_logits = F.linear(latent, rows.weight, rows.bias)  # (B, L, M)
+        return vocab_logits.index_add(-1, rows.token_ids, copy_logits)
 
     def resize_vocab(self, vocab_size: int) -> None:
         """Resize the vocabulary projection to ``vocab_size`` rows (kept rows copied, new rows zero)."""
         self.vocab_projection = resized_rows(self.vocab_projection, vocab_size)
-        self._rows_cache = {}
 
-    def _copy_rows(self, copy_mask):
-        """``copy_ids (M,)`` and the projection rows ``(M, d)``, ``(M,)`` of the masked tokens.
-
-        Without grad (generation) the gathered rows are kept while the weights and the mask are
-        unchanged: gathering ~22k rows at every decoding step costs more than the matmul.
-        """
-        weight, bias = self.vocab_projection.weight, self.vocab_projection.bias
-        if torch.is_grad_enabled():
-            self._rows_cache = {}
-            copy_ids = copy_mask.nonzero().squeeze(-1)
-            return copy_ids, weight[copy_ids], bias[copy_ids]
-        key = tuple((t.data_ptr(), t._version, t.device) for t in (weight, bias))
-        cache = self._rows_cache
-        if cache.get("key") != key or not torch.equal(cache["mask"], copy_mask):
-            copy_ids = copy_mask.nonzero().squeeze(-1)
-            cache = self._rows_cache = {"key": key, "mask": copy_mask.clone(), "rows": (copy_ids, weight[copy_ids], bias[copy_ids])}
-        return cache["rows"]
+    def rows(self, copy_mask) -> CopyRows:
+        """The vocabulary projection's rows of the tokens in ``copy_mask (V,)`` (with their gradients)."""
+        token_ids = copy_mask.nonzero().squeeze(-1)
+        return CopyRows(token_ids, self.vocab_projection.weight[token_ids], self.vocab_projection.bias[token_ids])
 
 
 def resized_rows(layer: nn.Linear, out_features: int) -> nn.Linear:

@@ -25,7 +25,7 @@ same distribution.
   few replies (INSPIRED: 16% of the recommender replies, 1.2% of their tokens; ReDial: about half)
   puts less mass on the slot than on the best word at every step and never names one.
   :func:`calibrate_item_slot_bias` sets the bias from the model's own scores on a data split (the
-  conversation stage does it on validation, :mod:`modeling_kgsf.training.stages`): the smallest
+  conversation stage does it on validation, :mod:`training_kgsf.stages`): the smallest
   bias >= 0 with which the slot would win, teacher-forced, in as many replies as the human replies
   name items. A model that already names items often enough (ReDial's) keeps 0. :class:`ItemSlotLogitsProcessor` does this inside the standard ``generate()``
 path (``KGSFForConversationalRecommendation._get_logits_processor`` puts it first, before the
@@ -232,8 +232,9 @@ def build_item_slot_processor(model, model_kwargs: dict, encoder_input_ids: torc
 
     ``model_kwargs`` are generate's (already expanded for beams / returned sequences): the context
     encoding ``encoder_outputs`` (its pooled word and entity vectors give the recommender scores,
-    once per call), ``item_scores`` when given, ``context_entity_ids`` / ``context_entity_mask``
-    and ``context_item_indices`` (mentioned items). ``encoder_input_ids`` are the context tokens.
+    once per call, against the item vectors of ``graph_encodings`` when given), ``item_scores`` when
+    given, ``context_entity_ids`` / ``context_entity_mask`` and ``context_item_indices`` (mentioned
+    items). ``encoder_input_ids`` are the context tokens.
     """
     body = model.kgsf
     context = model_kwargs.get("encoder_outputs")
@@ -248,7 +249,7 @@ def build_item_slot_processor(model, model_kwargs: dict, encoder_input_ids: torc
     if item_scores is None and item_token_ids is not None and context is not None and context.entity_vector is not None:
         with torch.no_grad():
             recommender = body.recommender
-            (items,) = body.entity_vectors(body.item_entity_ids)
+            (items,) = body.entity_vectors(body.item_entity_ids, graph_encodings=model_kwargs.get("graph_encodings"))
             item_scores = recommender(recommender.user_vector(context.word_vector, context.entity_vector), items)  # (N, n_item)
     n_item = body.item_entity_ids.numel()
     device = body.item_token_vocab_mask.device
@@ -297,10 +298,12 @@ def calibrate_item_slot_bias(model, batches, max_bias: float = 20.0) -> dict:
     was_training = model.training
     model.eval()
     margins, named = [], []
+    graph_encodings, copy_rows = model.encode_graphs(), model.copy_rows()  # once: every batch reads them
     try:
         for batch in batches:
             labels = batch["labels"]
-            logits = model(**{key: batch[key] for key in SLOT_INPUTS if key in batch}, labels=labels, task="conv").lm_logits.float()
+            logits = model(**{key: batch[key] for key in SLOT_INPUTS if key in batch}, labels=labels, task="conv",
+                           graph_encodings=graph_encodings, copy_rows=copy_rows).lm_logits.float()
             slot = torch.logsumexp(logits[..., mask.to(logits.device)], dim=-1)  # (B, L)
             word = logits.masked_fill(mask.to(logits.device), float("-inf")).max(dim=-1).values  # (B, L)
             valid = labels != -100
@@ -323,14 +326,16 @@ def calibrate_item_slot_bias(model, batches, max_bias: float = 20.0) -> dict:
 
 
 @torch.no_grad()
-def generated_item_ratio(model, batches, item_slot_bias: float, max_new_tokens: int = 20) -> float:
+def generated_item_ratio(model, batches, item_slot_bias: float, max_new_tokens: int = 20, graph_encodings=None) -> float:
     """Share of the replies that the model's own decoding (its ``generation_config``: beam search by
-    default) generates for ``batches`` that name at least one item, with ``item_slot_bias``."""
+    default) generates for ``batches`` that name at least one item, with ``item_slot_bias``.
+    ``graph_encodings``: the model's (``model.encode_graphs()``), computed here when not given."""
     mask = model.kgsf.item_token_vocab_mask
+    graph_encodings = graph_encodings if graph_encodings is not None else model.encode_graphs()
     named = total = 0
     for batch in batches:
         sequences = model.generate(**{key: batch[key] for key in SLOT_INPUTS if key in batch}, max_new_tokens=max_new_tokens,
-                                   item_slot_bias=float(item_slot_bias))
+                                   item_slot_bias=float(item_slot_bias), graph_encodings=graph_encodings)
         named += int(mask.to(sequences.device)[sequences[:, 1:]].any(dim=-1).sum())
         total += sequences.shape[0]
     return named / max(1, total)
@@ -345,16 +350,18 @@ def calibrate_item_slot_bias_by_generation(model, batches, target: float, start:
     takes it, so the default decoding is checked by generating. Returns ``{"item_slot_bias",
     "generated_item_ratio", "target", "passes"}`` and sets nothing."""
     model.eval()
-    ratio, passes = generated_item_ratio(model, batches, start), 1
+    with torch.no_grad():
+        encodings = model.encode_graphs()  # once for every pass
+    ratio, passes = generated_item_ratio(model, batches, start, graph_encodings=encodings), 1
     if target <= 0 or ratio >= target:
         return {"item_slot_bias": float(start), "generated_item_ratio": ratio, "target": target, "passes": passes}
     low, high = float(start), float(max_bias)
-    high_ratio, passes = generated_item_ratio(model, batches, high), passes + 1
+    high_ratio, passes = generated_item_ratio(model, batches, high, graph_encodings=encodings), passes + 1
     if high_ratio < target:
         return {"item_slot_bias": high, "generated_item_ratio": high_ratio, "target": target, "passes": passes}
     for _ in range(steps):
         middle = (low + high) / 2
-        middle_ratio, passes = generated_item_ratio(model, batches, middle), passes + 1
+        middle_ratio, passes = generated_item_ratio(model, batches, middle, graph_encodings=encodings), passes + 1
         if middle_ratio >= target:
             high, high_ratio = middle, middle_ratio
         else:

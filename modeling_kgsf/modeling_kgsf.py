@@ -21,7 +21,7 @@ from transformers.utils import ModelOutput
 from transformers.utils.deprecation import deprecate_kwarg
 
 from .configuration_kgsf import KGSFConfig
-from .copy_head import CopyHead, resized_rows
+from .copy_head import CopyHead, CopyRows, resized_rows
 from .fusion import ContrastiveMIM, ReferenceRegressionMIM, RegressionMIM, build_mim
 from .generation_kgsf import (
     KGSF_GENERATION_DEFAULTS,
@@ -31,14 +31,35 @@ from .generation_kgsf import (
     item_token_ids_from_folder,
 )
 from .graph_encoders import BasisRGCNConv, ItemGraphEncoder, RelationalGraph, WordGraphEncoder
+from .processing_kgsf import IGNORE_INDEX
 from .recommender import KGSFRecommender
 from .transformer import KGSFDecoder, KGSFEncoder
 
 TASKS = ("rec", "conv", "mim", "all")
-IGNORE_INDEX = -100
 
 
 # --------------------------------------------------------------------------- outputs
+@dataclass
+class KGSFGraphEncodings(ModelOutput):
+    """The node vectors of both graphs (:meth:`KGSFModel.encode_graphs`), for ``forward(...,
+    graph_encodings=...)`` and ``generate(..., graph_encodings=...)``.
+
+    Computed once by a caller whose graph side does not change between its calls (inference, or
+    the conversation stage with the graph side frozen) and passed to each call; without them
+    ``forward`` computes the rows it needs (training). The model never keeps them: compute them
+    again after the graph encoders' weights or the graphs change (training, ``set_graphs``,
+    another device). Node vectors have no dropout: the same in train and eval mode.
+    """
+
+    entity_vectors: torch.FloatTensor | None = None  # (n_entity, k) R-GCN vector of every DBpedia entity
+    word_vectors: torch.FloatTensor | None = None  # (n_concept, k) GCN vector of every ConceptNet concept (None without it)
+    item_vectors: torch.FloatTensor | None = None  # (n_item, k) entity_vectors[item_entity_ids]
+
+    def to(self, device, non_blocking: bool = False) -> "KGSFGraphEncodings":
+        """The same vectors on ``device`` (tensors already there are not copied)."""
+        return KGSFGraphEncodings(**{key: value.to(device, non_blocking=non_blocking) for key, value in self.items()})
+
+
 @dataclass
 class KGSFContextOutput(ModelOutput):
     """What the decoder needs from the context; the ``encoder_outputs`` of ``generate()``.
@@ -158,6 +179,7 @@ class KGSFPreTrainedModel(PreTrainedModel):
                 "to re-initialise the mismatched tensors on purpose"
             ) from None
         model._own_loaded_tensors()
+        (model.kgsf if hasattr(model, "kgsf") else model).rebuild_dbpedia_graph()
         model._upgrade_old_folder(pretrained_model_name_or_path)
         return model
 
@@ -239,6 +261,11 @@ class KGSFModel(KGSFPreTrainedModel):
     E_db)``, ``dbpedia_edge_type (E_db,)``, ``conceptnet_edge_index (2, E_cn)``, ``item_entity_ids
     (n_item,)``, ``kg_word_vocab_mask (vocab,)``, ``item_token_vocab_mask (vocab,)``, ``item_token_ids
     (n_item,)`` (each item's token, -1: none; all -1 = not known, see :meth:`item_tokens_known`).
+
+    ``dbpedia_graph`` (a :class:`~.graph_encoders.RelationalGraph`, not saved) is the DBpedia buffers
+    sorted by target for the R-GCN, built from them by :meth:`set_graphs`, at loading
+    (``from_pretrained``, ``load_state_dict``) and when the model changes device; the graph buffers
+    are changed only through :meth:`set_graphs`.
     """
 
     _keys_to_ignore_on_load_unexpected = [r"copy_head\."]  # loading a full checkpoint into the body
@@ -266,8 +293,8 @@ class KGSFModel(KGSFPreTrainedModel):
         self.register_buffer("kg_word_vocab_mask", torch.zeros(config.vocab_size, dtype=torch.bool))
         self.register_buffer("item_token_vocab_mask", torch.zeros(config.vocab_size, dtype=torch.bool))
         self.register_buffer("item_token_ids", torch.full((config.n_item,), -1, dtype=torch.long))
-        self._graph_cache: dict = {}  # RelationalGraph built from the buffers (derived, never saved)
-        self._node_cache: dict = {}  # node vectors for a static graph (see cache_node_embeddings)
+        self.dbpedia_graph: RelationalGraph | None = None  # derived from the DBpedia buffers (class docstring)
+        self.register_load_state_dict_post_hook(_rebuild_graph_after_loading)
         self.post_init()
 
     # ------------------------------------------------------------------ setters
@@ -293,7 +320,7 @@ class KGSFModel(KGSFPreTrainedModel):
         with torch.no_grad():
             for name, value in tensors.items():
                 getattr(self, name).copy_(value)
-        self.clear_node_cache()
+        self.rebuild_dbpedia_graph()
 
     def resize_vocab_buffers(self, vocab_size: int) -> None:
         """Pad (False) or cut the two vocabulary masks to ``vocab_size``."""
@@ -304,7 +331,6 @@ class KGSFModel(KGSFPreTrainedModel):
             new[:keep] = old[:keep]
             setattr(self, name, new)
         self.item_token_ids.masked_fill_(self.item_token_ids >= vocab_size, -1)
-        self.clear_node_cache()
 
     def set_vocab_masks(self, kg_word_vocab_mask, item_token_vocab_mask, item_token_ids=None):
         """Vocabulary masks (vocab,) of ConceptNet words and of item tokens (the copy targets), and
@@ -365,74 +391,63 @@ class KGSFModel(KGSFPreTrainedModel):
     def freeze_recommender(self, frozen: bool = True):
         """Stop (or restart) training the graph encoders, MIM and recommender (Algorithm 1, stage 3).
 
-        While frozen, node vectors are computed once and cached, also in training mode.
+        The node vectors then do not change: compute them once (:meth:`encode_graphs`) and pass them
+        to each call (``graph_encodings=``) instead of recomputing them at every step.
         """
         for module in self.graph_modules():
             module.requires_grad_(not frozen)
-        self.clear_node_cache()
 
-    # ------------------------------------------------------------------ node vectors
-    def _dbpedia_graph(self) -> RelationalGraph:
+    # ------------------------------------------------------------------ graph and node vectors
+    def rebuild_dbpedia_graph(self) -> None:
+        """Build ``dbpedia_graph`` from the DBpedia buffers (None while they are on the meta device)."""
         index, types = self.dbpedia_edge_index, self.dbpedia_edge_type
-        key = (index.data_ptr(), index._version, types.data_ptr(), types._version, index.device)
-        if self._graph_cache.get("key") != key:
-            graph = RelationalGraph.build(index, types, self.config.n_entity, self.config.n_relation)
-            self._graph_cache = {"key": key, "graph": graph}
-        return self._graph_cache["graph"]
+        if index.is_meta:
+            self.dbpedia_graph = None
+        else:
+            self.dbpedia_graph = RelationalGraph.build(index, types, self.config.n_entity, self.config.n_relation)
 
-    def _node_cache_key(self):
-        tensors = [p for m in (self.item_graph_encoder, self.word_graph_encoder) if m is not None for p in m.parameters()]
-        tensors += [self.dbpedia_edge_index, self.dbpedia_edge_type, self.conceptnet_edge_index, self.item_entity_ids]
-        return tuple((t.data_ptr(), t._version, t.device) for t in tensors)
+    def _apply(self, fn, recurse=True):
+        """``nn.Module._apply`` (``to``, ``cuda``, ``float``...); ``dbpedia_graph`` follows the buffers' device."""
+        module = super()._apply(fn, recurse)
+        graph = self.__dict__.get("dbpedia_graph")
+        if graph is not None and graph.rowptr.device != self.dbpedia_edge_index.device:
+            self.rebuild_dbpedia_graph()
+        return module
 
-    def _graph_frozen(self) -> bool:
-        """Node vectors depend on the two graph encoders only."""
-        encoders = (self.item_graph_encoder, self.word_graph_encoder)
-        return not any(p.requires_grad for m in encoders if m is not None for p in m.parameters())
+    def _dbpedia_graph(self) -> RelationalGraph:
+        """``dbpedia_graph``, or built for this call when there is none (a model never given its graphs)."""
+        if self.dbpedia_graph is not None:
+            return self.dbpedia_graph
+        return RelationalGraph.build(self.dbpedia_edge_index, self.dbpedia_edge_type, self.config.n_entity, self.config.n_relation)
 
-    def cache_node_embeddings(self) -> dict:
-        """Compute all entity and word node vectors once (no grad) and keep them.
+    def encode_graphs(self) -> KGSFGraphEncodings:
+        """The vectors of every entity and concept (one R-GCN over DBpedia, one GCN over ConceptNet)
+        and of the items: what ``forward`` / ``generate`` take as ``graph_encodings``, for a caller
+        that calls the model many times while the graph side does not change (see
+        :class:`KGSFGraphEncodings`). Computed in the current grad mode: call it under
+        ``torch.no_grad()`` to only read them."""
+        entity = self.item_graph_encoder(self._dbpedia_graph())  # (n_entity, k)
+        word = self.word_graph_encoder(self.conceptnet_edge_index) if self.word_graph_encoder is not None else None
+        return KGSFGraphEncodings(entity_vectors=entity, word_vectors=word, item_vectors=entity[self.item_entity_ids])
 
-        Used automatically at inference (eval mode and no grad) and while the graph side is frozen;
-        a recommendation is then a few small matmuls. The cache is keyed on the parameters'
-        versions (any in-place update invalidates it) and cleared by ``train()`` and the setters.
-        """
-        key = self._node_cache_key()
-        if self._node_cache.get("key") != key:
-            with torch.no_grad():
-                graph = self._dbpedia_graph()
-                entity = self.item_graph_encoder(graph)  # (n_entity, k)
-                word = self.word_graph_encoder(self.conceptnet_edge_index) if self.word_graph_encoder is not None else None
-                items = entity[self.item_entity_ids]  # (n_item, k), gathered once for every recommendation
-            self._node_cache = {"key": key, "entity": entity, "word": word, "items": items}
-        return self._node_cache
-
-    def clear_node_cache(self):
-        self._node_cache = {}
-
-    def train(self, mode: bool = True):
-        self.clear_node_cache()
-        return super().train(mode)
-
-    def _use_node_cache(self) -> bool:
-        return (not self.training and not torch.is_grad_enabled()) or self._graph_frozen()
-
-    def entity_vectors(self, *node_ids: torch.Tensor) -> list[torch.Tensor]:
-        """Entity vectors ``(*shape, k)`` for each id tensor, computing only the rows needed."""
-        if self._use_node_cache():
-            cache = self.cache_node_embeddings()
-            return [cache["items"] if ids is self.item_entity_ids else cache["entity"][ids] for ids in node_ids]
+    def entity_vectors(self, *node_ids: torch.Tensor, graph_encodings: KGSFGraphEncodings | None = None) -> list[torch.Tensor]:
+        """Entity vectors ``(*shape, k)`` for each id tensor: rows of ``graph_encodings``, else
+        computed for the rows needed only."""
+        if graph_encodings is not None:
+            table = graph_encodings.entity_vectors
+            return [graph_encodings.item_vectors if ids is self.item_entity_ids else table[ids] for ids in node_ids]
         flat = torch.cat([ids.reshape(-1) for ids in node_ids])
         targets, inverse = torch.unique(flat, sorted=True, return_inverse=True)
         rows = self.item_graph_encoder(self._dbpedia_graph().restrict_to(targets))[inverse]  # (sum numel, k)
         return [part.view(*ids.shape, -1) for part, ids in zip(rows.split([ids.numel() for ids in node_ids]), node_ids)]
 
-    def word_vectors(self) -> torch.Tensor | None:
-        """All concept vectors ``(n_concept, k)`` (one GCN over ConceptNet), or None without it."""
+    def word_vectors(self, graph_encodings: KGSFGraphEncodings | None = None) -> torch.Tensor | None:
+        """All concept vectors ``(n_concept, k)`` (those of ``graph_encodings``, else one GCN over
+        ConceptNet), or None without it."""
         if self.word_graph_encoder is None:
             return None
-        if self._use_node_cache():
-            return self.cache_node_embeddings()["word"]
+        if graph_encodings is not None:
+            return graph_encodings.word_vectors
         return self.word_graph_encoder(self.conceptnet_edge_index)
 
     # ------------------------------------------------------------------ forward
@@ -448,6 +463,7 @@ class KGSFModel(KGSFPreTrainedModel):
         encoder_outputs: KGSFContextOutput | None = None,
         compute_rec: bool = True,
         cache: Cache | None = None,
+        graph_encodings: KGSFGraphEncodings | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> KGSFModelOutput:
@@ -455,7 +471,8 @@ class KGSFModel(KGSFPreTrainedModel):
 
         With ``encoder_outputs`` (a :class:`KGSFContextOutput`, as in ``generate``) only the
         decoder runs. With a ``cache`` (an ``EncoderDecoderCache``) ``decoder_input_ids`` are the
-        tokens after the cached ones (:class:`~.transformer.KGSFDecoder`).
+        tokens after the cached ones (:class:`~.transformer.KGSFDecoder`). ``graph_encodings``
+        (:meth:`encode_graphs`): the node vectors are read from them, not computed.
         """
         if encoder_outputs is not None and not compute_rec:
             context = encoder_outputs
@@ -465,8 +482,8 @@ class KGSFModel(KGSFPreTrainedModel):
                 context_entity_ids, context_entity_mask, context_word_ids, context_word_mask, input_ids
             )
             needed = [entity_ids] + ([self.item_entity_ids] if compute_rec else [])
-            entity_nodes, *item_nodes = self.entity_vectors(*needed)  # (B, Ne, k), (n_item, k)
-            concept_table = self.word_vectors()
+            entity_nodes, *item_nodes = self.entity_vectors(*needed, graph_encodings=graph_encodings)  # (B, Ne, k), (n_item, k)
+            concept_table = self.word_vectors(graph_encodings)
             word_nodes = concept_table[word_ids] if concept_table is not None else None  # (B, Nw, k)
             word_vector, word_weights, entity_vector, entity_weights = self.recommender.pool(word_nodes, word_mask, entity_nodes, entity_mask)
             user = self.recommender.user_vector(word_vector, entity_vector)
@@ -508,21 +525,29 @@ class KGSFModel(KGSFPreTrainedModel):
         )
 
     def encode_context(self, input_ids, attention_mask=None, context_entity_ids=None, context_entity_mask=None,
-                       context_word_ids=None, context_word_mask=None, **kwargs) -> KGSFContextOutput:
+                       context_word_ids=None, context_word_mask=None, graph_encodings: KGSFGraphEncodings | None = None,
+                       **kwargs) -> KGSFContextOutput:
         """Everything the decoder needs from the context (text states, KG node states, pooled vectors)."""
-        return self._context_only(input_ids, attention_mask, context_entity_ids, context_entity_mask, context_word_ids, context_word_mask)
+        return self._context_only(input_ids, attention_mask, context_entity_ids, context_entity_mask, context_word_ids, context_word_mask,
+                                  graph_encodings)
 
-    def _context_only(self, input_ids, attention_mask, context_entity_ids, context_entity_mask, context_word_ids, context_word_mask):
+    def _context_only(self, input_ids, attention_mask, context_entity_ids, context_entity_mask, context_word_ids, context_word_mask,
+                      graph_encodings: KGSFGraphEncodings | None = None):
         entity_ids, entity_mask, word_ids, word_mask = _context_inputs(
             context_entity_ids, context_entity_mask, context_word_ids, context_word_mask, input_ids
         )
-        (entity_nodes,) = self.entity_vectors(entity_ids)
-        concept_table = self.word_vectors()
+        (entity_nodes,) = self.entity_vectors(entity_ids, graph_encodings=graph_encodings)
+        concept_table = self.word_vectors(graph_encodings)
         word_nodes = concept_table[word_ids] if concept_table is not None else None
         word_vector, _, entity_vector, _ = self.recommender.pool(word_nodes, word_mask, entity_nodes, entity_mask)
         out = KGSFModelOutput(word_vector=word_vector, entity_vector=entity_vector, context_word_vectors=word_nodes,
                               context_entity_vectors=entity_nodes)
         return self._encode_context(input_ids, attention_mask, out, word_mask, entity_mask)
+
+
+def _rebuild_graph_after_loading(module: KGSFModel, incompatible_keys) -> None:
+    """``load_state_dict`` post-hook: ``dbpedia_graph`` from the loaded buffers."""
+    module.rebuild_dbpedia_graph()
 
 
 def _context_inputs(entity_ids, entity_mask, word_ids, word_mask, input_ids):
@@ -545,15 +570,16 @@ def _context_inputs(entity_ids, entity_mask, word_ids, word_mask, input_ids):
 # --------------------------------------------------------------------------- full model
 class _ContextEncoder:
     """What ``get_encoder()`` returns for ``generate``: a callable (not a registered module, to keep
-    the module tree acyclic) that runs :meth:`KGSFModel._context_only`."""
+    the module tree acyclic) that runs :meth:`KGSFModel._context_only` (``generate`` passes it its
+    ``graph_encodings``)."""
 
     def __init__(self, model: KGSFModel):
         self.model = model
 
     def forward(self, input_ids=None, attention_mask=None, context_entity_ids=None, context_entity_mask=None,
-                context_word_ids=None, context_word_mask=None, **kwargs) -> KGSFContextOutput:
+                context_word_ids=None, context_word_mask=None, graph_encodings=None, **kwargs) -> KGSFContextOutput:
         return self.model._context_only(input_ids, attention_mask, context_entity_ids, context_entity_mask,
-                                        context_word_ids, context_word_mask)
+                                        context_word_ids, context_word_mask, graph_encodings)
 
     __call__ = forward
 
@@ -606,11 +632,16 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         """Freeze graph encoders, MIM and recommender (the conversation stage)."""
         return self.kgsf.freeze_recommender(frozen)
 
-    def cache_node_embeddings(self):
-        return self.kgsf.cache_node_embeddings()
+    def encode_graphs(self) -> KGSFGraphEncodings:
+        """:meth:`KGSFModel.encode_graphs`: the node vectors to pass as ``graph_encodings``."""
+        return self.kgsf.encode_graphs()
 
-    def clear_node_cache(self):
-        return self.kgsf.clear_node_cache()
+    def copy_rows(self) -> CopyRows | None:
+        """The copy head's vocabulary rows of the copy targets (``copy_rows=`` of ``forward``; None
+        without a copy head). ``generate`` gathers them once per call."""
+        if self.copy_head is None:
+            return None
+        return self.copy_head.rows(self.kgsf.kg_word_vocab_mask | self.kgsf.item_token_vocab_mask)
 
     def get_input_embeddings(self):
         return self.kgsf.shared
@@ -640,16 +671,24 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
     def get_decoder(self):
         return self.kgsf.decoder
 
+    @torch.no_grad()
+    def generate(self, *args, copy_rows: CopyRows | None = None, **kwargs):
+        """``GenerationMixin.generate``, with the copy head's rows (:meth:`copy_rows`) gathered once for
+        the call and passed to every step. ``graph_encodings`` (:meth:`encode_graphs`), when given,
+        are read by the context encoding and the item slots; without them each computes the node
+        vectors it needs, once per call (the steps read only the context encoding)."""
+        return super().generate(*args, copy_rows=copy_rows if copy_rows is not None else self.copy_rows(), **kwargs)
+
     def prepare_inputs_for_generation(self, input_ids, encoder_outputs=None, attention_mask=None, cache=None, item_scores=None,
-                                      **kwargs):
+                                      copy_rows=None, **kwargs):
         """The decoder input of a step against the (expanded) context encoding: with a ``cache``
         (``generate``'s ``EncoderDecoderCache``) the tokens not cached yet (the last one), without one
-        (``use_cache=False``) the whole prefix.
+        (``use_cache=False``) the whole prefix; ``copy_rows`` as :meth:`generate` gathered them.
 
         ``item_scores`` (B, n_item), a ``generate`` argument, is read by the item slots (not the model)."""
         past_length = cache.get_seq_length() if cache is not None else 0
         return {"decoder_input_ids": input_ids[:, past_length:], "encoder_outputs": encoder_outputs, "attention_mask": attention_mask,
-                "cache": cache, "task": "conv", "logits_to_keep": 1}
+                "cache": cache, "task": "conv", "logits_to_keep": 1, "copy_rows": copy_rows}
 
     def _reorder_cache(self, cache: EncoderDecoderCache, beam_idx: torch.LongTensor) -> EncoderDecoderCache:
         """Beam search: the self-attention keys/values follow the chosen beams; the cross-attention ones
@@ -689,6 +728,8 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         logits_at_labels_only: bool = False,
         cache: Cache | None = None,
         use_cache: bool | None = None,
+        graph_encodings: KGSFGraphEncodings | None = None,
+        copy_rows: CopyRows | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> KGSFOutput:
@@ -716,6 +757,7 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
             encoder_outputs=encoder_outputs if do_conv else None,
             compute_rec=do_rec,
             cache=cache if do_conv else None,
+            graph_encodings=graph_encodings,
             return_dict=True,
         )
         out = KGSFOutput(
@@ -732,7 +774,7 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
                 out.rec_loss = _cross_entropy(body.rec_logits, rec_labels)
             losses.append(out.rec_loss)
         if do_mim:
-            out.mim_loss = self.mim_loss(body, context_entity_ids, context_entity_mask, context_word_mask)
+            out.mim_loss = self.mim_loss(body, context_entity_ids, context_entity_mask, context_word_mask, graph_encodings)
             if out.mim_loss is None and task == "mim":  # no (entity, words) pair in the batch: a zero loss
                 if self.kgsf.mim is None:
                     raise ValueError("task 'mim' needs the word side (config.use_conceptnet=True)")
@@ -742,11 +784,11 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         if do_conv:
             if logits_at_labels_only:
                 keep = labels != IGNORE_INDEX  # (B, Lr)
-                out.lm_logits = out.logits = self.output_logits_at(body.last_hidden_state, body.context, keep)
+                out.lm_logits = out.logits = self.output_logits_at(body.last_hidden_state, body.context, keep, copy_rows)
                 labels = labels[keep]  # (N,)
             else:
                 states = body.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else body.last_hidden_state
-                out.lm_logits = out.logits = self.output_logits(states, body.context)
+                out.lm_logits = out.logits = self.output_logits(states, body.context, copy_rows)
             if labels is not None:
                 out.lm_loss = _cross_entropy(out.lm_logits.reshape(-1, out.lm_logits.shape[-1]), labels.reshape(-1))
                 losses.append(out.lm_loss)
@@ -759,12 +801,13 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         shifted = torch.cat([torch.full_like(labels[:, :1], self.config.decoder_start_token_id), labels[:, :-1]], dim=1)
         return shifted.masked_fill(shifted == IGNORE_INDEX, self.config.pad_token_id)
 
-    def output_logits(self, decoder_states, context: KGSFContextOutput) -> torch.Tensor:
-        """Vocabulary logits (tied to the token embedding) + copy logits; pad/start never predicted."""
+    def output_logits(self, decoder_states, context: KGSFContextOutput, copy_rows: CopyRows | None = None) -> torch.Tensor:
+        """Vocabulary logits (tied to the token embedding) + copy logits; pad/start never predicted.
+        ``copy_rows``: :meth:`copy_rows` (gathered here when not given)."""
         logits = F.linear(decoder_states, self.kgsf.shared.weight)  # (B, Lr, V)
         if self.copy_head is not None:
             copy_mask = self.kgsf.kg_word_vocab_mask | self.kgsf.item_token_vocab_mask
-            logits = self.copy_head(decoder_states, context.entity_vector, context.word_vector, copy_mask, logits)
+            logits = self.copy_head(decoder_states, context.entity_vector, context.word_vector, copy_mask, logits, copy_rows)
         else:
             logits = logits.clone()  # masked in place below
         if self.user_vocab_bias is not None:  # KBRD: + bias(p_u) at every position
@@ -774,16 +817,17 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         never[[self.config.pad_token_id, self.config.decoder_start_token_id]] = True
         return logits.masked_fill_(never, torch.finfo(logits.dtype).min)
 
-    def output_logits_at(self, decoder_states, context: KGSFContextOutput, keep: torch.BoolTensor) -> torch.Tensor:
+    def output_logits_at(self, decoder_states, context: KGSFContextOutput, keep: torch.BoolTensor,
+                         copy_rows: CopyRows | None = None) -> torch.Tensor:
         """:meth:`output_logits` at the positions ``keep (B, Lr)`` only: ``(N, V)``, row by row, each
         position with its own row's context vectors (the same values as those positions of the full
         logits)."""
         rows = keep.nonzero()[:, 0]  # (N,) the batch row of each kept position
         kept = KGSFContextOutput(word_vector=context.word_vector[rows] if context.word_vector is not None else None,
                                  entity_vector=context.entity_vector[rows] if context.entity_vector is not None else None)
-        return self.output_logits(decoder_states[keep][:, None], kept)[:, 0]  # (N, 1, d) -> (N, V)
+        return self.output_logits(decoder_states[keep][:, None], kept, copy_rows)[:, 0]  # (N, 1, d) -> (N, V)
 
-    def mim_loss(self, body: KGSFModelOutput, entity_ids, entity_mask, word_mask):
+    def mim_loss(self, body: KGSFModelOutput, entity_ids, entity_mask, word_mask, graph_encodings: KGSFGraphEncodings | None = None):
         """The MIM loss of the batch (None when the model has no word side or no pair exists)."""
         mim = self.kgsf.mim
         if mim is None or entity_ids is None:
@@ -792,7 +836,8 @@ class KGSFForConversationalRecommendation(KGSFPreTrainedModel, GenerationMixin):
         if isinstance(mim, RegressionMIM):
             return mim(body.word_vector, entity_ids, entity_mask)
         if isinstance(mim, ReferenceRegressionMIM):  # scores against every entity's R-GCN vector
-            (all_entities,) = self.kgsf.entity_vectors(torch.arange(self.config.n_entity, device=entity_ids.device))
+            (all_entities,) = self.kgsf.entity_vectors(torch.arange(self.config.n_entity, device=entity_ids.device),
+                                                       graph_encodings=graph_encodings)
             return mim(body.word_vector, all_entities, entity_ids, entity_mask, self.kgsf.item_entity_ids)
         assert isinstance(mim, ContrastiveMIM)
         word_mask = word_mask if word_mask is not None else torch.zeros(entity_ids.shape[0], 1, dtype=torch.bool, device=entity_ids.device)

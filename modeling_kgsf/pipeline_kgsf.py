@@ -268,7 +268,13 @@ class _PathFinder:
 
 
 class ConversationalRecommender:
-    """KGSF on free text: :meth:`recommend` (items with scores and explanations) and :meth:`respond`."""
+    """KGSF on free text: :meth:`recommend` (items with scores and explanations) and :meth:`respond`.
+
+    ``graph_encodings`` (the model's node vectors, ``model.encode_graphs()``) and ``copy_rows`` (its
+    copy head's rows, ``model.copy_rows()``) are computed once here and passed to every call of the
+    model, which keeps neither; after changing the model's weights, graphs or device call
+    :meth:`prepare_model` again.
+    """
 
     def __init__(self, model, processor: KGSFProcessor, folder: str | None = None):
         self.model, self.processor, self.folder = model.eval(), processor, folder
@@ -285,12 +291,13 @@ class ConversationalRecommender:
         self.concept_of_id = {index: word for word, index in resources.concept_vocab.items()}
         config = model.config
         self.path_finder = _PathFinder(model.kgsf.dbpedia_edge_index, model.kgsf.dbpedia_edge_type, resources.relation_names, config.n_entity)
-        model.cache_node_embeddings()
+        self.graph_encodings = self.copy_rows = None
+        self.prepare_model()
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "ConversationalRecommender":
-        """Load a KGSF folder (weights, tokenizer, ``kg_resources.json``) and cache the node vectors."""
+        """Load a KGSF folder (weights, tokenizer, ``kg_resources.json``) and compute the node vectors."""
         from .modeling_kgsf import KGSFForConversationalRecommendation
         from .tokenization_kgsf import KGSFTokenizer
 
@@ -322,6 +329,13 @@ class ConversationalRecommender:
             raise ModelFolderError(f"{folder}: kg_resources.json does not match the model (entities {resources.entities.num_entities} vs "
                                    f"{model.config.n_entity}, or a different item list); rewrite it from the model's data")
         return cls(model, resources, folder=str(folder))
+
+    @torch.no_grad()
+    def prepare_model(self) -> None:
+        """(Re)compute ``graph_encodings`` and ``copy_rows`` from the model's weights (class docstring).
+        A model whose code predates them (a folder's own code, saved before) gets None: it computes its own."""
+        if hasattr(self.model, "encode_graphs"):
+            self.graph_encodings, self.copy_rows = self.model.encode_graphs(), self.model.copy_rows()
 
     # ------------------------------------------------------------------ naming
     def entity_name(self, entity_id: int) -> str:
@@ -371,8 +385,8 @@ class ConversationalRecommender:
         mentions; ``score`` is still the softmax probability over all items.
 
         Preferences (:mod:`modeling_kgsf.preferences_kgsf`) re-order the recommender's own top
-        ``candidates`` items (default ``DEFAULT_CANDIDATES`` = 50; 0: all items), never lift an
-        item from outside them: with ``negation`` (default True) the entities the seeker rejects
+        ``candidates`` items (default ``DEFAULT_CANDIDATES`` = 50; 0: all items) and the films of the
+        people the seeker names, never lift another item from outside them: with ``negation`` (default True) the entities the seeker rejects
         ("I hate horror", "not X", "seen it, didn't like it") are taken out of the recommender's
         context and the items one graph edge away from a rejected non-item entity lose
         ``negative_weight`` nats (default ``DEFAULT_NEGATIVE_WEIGHT`` = 20); items one edge away
@@ -401,7 +415,7 @@ class ConversationalRecommender:
               proximity_weight, negative_weight, candidates) -> list[Recommendation]:
         """:meth:`recommend` on normalised ``turns`` whose processed ``row`` is already built."""
         with torch.no_grad():
-            out = self.model(**self._batch(row), task="rec")
+            out = self.model(**self._batch(row), task="rec", graph_encodings=self.graph_encodings)
         logits = out.rec_logits[0].float()
         mentioned = [self.item_index_of_entity[e] for e in row["context_items"] if e in self.item_index_of_entity]
         rejected = set()
@@ -410,7 +424,7 @@ class ConversationalRecommender:
             if preferred_row is not row:
                 row = preferred_row
                 with torch.no_grad():
-                    out = self.model(**self._batch(row), task="rec")
+                    out = self.model(**self._batch(row), task="rec", graph_encodings=self.graph_encodings)
                 logits = out.rec_logits[0].float()
         probabilities = torch.softmax(logits, dim=-1)
         ranking = prefs.adjust_scores(logits, self.proximity, row["context_entities"], rejected,
@@ -440,7 +454,9 @@ class ConversationalRecommender:
             kgsf = self.model.kgsf
             self._proximity = prefs.GraphProximity.from_graph(kgsf.dbpedia_edge_index, kgsf.dbpedia_edge_type, kgsf.item_entity_ids,
                                                               self.model.config.n_entity,
-                                                              genre_relations=prefs.genre_relation_ids(self.resources.relation_names))
+                                                              genre_relations=prefs.genre_relation_ids(self.resources.relation_names),
+                                                              relation_names=self.resources.relation_names,
+                                                              entity_uris=self.resources.entities.entity_to_uri)
         return self._proximity
 
     def _explain(self, recommendations, row, out, top_words, top_entities, max_hops):
@@ -497,7 +513,8 @@ class ConversationalRecommender:
             item_scores[0, recommendation.item_index] = -float(recommendation.rank)
         batch = self._batch(row)
         with torch.no_grad():
-            sequences = self.model.generate(**batch, max_new_tokens=max_new_tokens, item_scores=item_scores, **generate_kwargs)
+            sequences = self.model.generate(**batch, max_new_tokens=max_new_tokens, item_scores=item_scores,
+                                            graph_encodings=self.graph_encodings, copy_rows=self.copy_rows, **generate_kwargs)
         tokens = []
         for token_id in sequences[0, 1:].tolist():
             if token_id == self.tokenizer.eos_token_id:
@@ -522,7 +539,7 @@ class ConversationalRecommender:
             named.append(recommendation)
         if others:  # named outside the ranking (copy-only decoding): rank by the recommender's raw score
             with torch.no_grad():
-                out = self.model(**self._batch(row), task="rec")
+                out = self.model(**self._batch(row), task="rec", graph_encodings=self.graph_encodings)
             logits = out.rec_logits[0].float()
             probabilities = torch.softmax(logits, dim=-1)
             for recommendation in others:

@@ -92,7 +92,6 @@ class MultiHeadAttention(nn.Module):
         self.q_proj, self.k_proj, self.v_proj = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.out_proj = nn.Linear(dim, dim)
         self.attention_dropout = config.attention_dropout
-        self._kv_cache: tuple | None = None  # cross-attention keys/values without a Cache at inference (derived, never saved)
 
     def _split(self, x):  # (B, L, d) -> (B, h, L, d_h)
         return x.view(x.shape[0], -1, self.heads, self.head_dim).transpose(1, 2)
@@ -106,9 +105,8 @@ class MultiHeadAttention(nn.Module):
         ``cache`` (a transformers ``Cache``): self-attention (``cross=False``): a ``DynamicCache``; the
         new keys/values are appended to its layer ``cache_index`` and all of them returned.
         Cross-attention: an ``EncoderDecoderCache``; projected once per context into layer
-        ``cache_index`` of its ``cross_attention_cache``, then read back. Cross-attention without a
-        cache and without grad (generation with ``use_cache=False``): kept while ``key`` and the
-        weights are unchanged.
+        ``cache_index`` of its ``cross_attention_cache``, then read back. Without a cache: projected
+        at every call (``generate(..., use_cache=False)`` projects the context at every step).
         """
         if cache is not None and not cross:
             return cache.update(*self._project(key), cache_index)
@@ -119,13 +117,7 @@ class MultiHeadAttention(nn.Module):
             keys_values = cache.cross_attention_cache.update(*self._project(key), cache_index)
             cache.is_updated[cache_index] = True
             return keys_values
-        if not cross or torch.is_grad_enabled():
-            return self._project(key)
-        weights = tuple((t.data_ptr(), t._version, t.device) for t in (*self.k_proj.parameters(), *self.v_proj.parameters()))
-        cached = self._kv_cache
-        if cached is None or cached[0] is not key or cached[1] != (key._version, weights):
-            cached = self._kv_cache = (key, (key._version, weights), *self._project(key))
-        return cached[2], cached[3]
+        return self._project(key)
 
     def forward(self, query, key, key_mask=None, causal: bool = False, cache=None, cache_index: int = 0, cross: bool = False):
         """``query (B, Lq, d)``, ``key (B, Lk, d)`` -> ``(B, Lq, d)``; ``cache``: :meth:`keys_values`."""

@@ -79,6 +79,15 @@ def _without_padding(rows: torch.Tensor, pad: int) -> list[list[int]]:
 
 
 @torch.no_grad()
+@torch.no_grad()
+def frozen_graph_inputs(model, accelerator) -> dict:
+    """``{"graph_encodings": ...}``: the node vectors of a model whose graph side does not change during
+    an evaluation, computed once (``encode_graphs``) for all its forward and generate calls; ``{}``
+    for a model without graph encoders (REDIAL)."""
+    encode = getattr(accelerator.unwrap_model(model), "encode_graphs", None)
+    return {"graph_encodings": encode()} if encode is not None else {}
+
+
 def evaluate_recommendation(model, dataloader, accelerator, k_values=K_VALUES) -> dict:
     """Recall@k (all / cold start / dedup_turns / dedup_filtered) over a dataloader of
     recommendation batches.
@@ -89,8 +98,9 @@ def evaluate_recommendation(model, dataloader, accelerator, k_values=K_VALUES) -
     max_k = max(k_values)
     rankings, targets, context_items = [], [], []
     num_items = None
+    graphs = frozen_graph_inputs(model, accelerator)
     for batch in dataloader:
-        logits = model(**{key: batch[key] for key in CONTEXT_KEYS if key in batch}).rec_logits  # (B, n_item)
+        logits = model(**{key: batch[key] for key in CONTEXT_KEYS if key in batch}, **graphs).rec_logits  # (B, n_item)
         num_items = logits.shape[-1]
         depth = min(max_k + batch["context_item_indices"].shape[1], logits.shape[-1])
         ranking = logits.topk(depth, dim=-1).indices
@@ -280,6 +290,8 @@ def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: b
         kwargs["stopping_criteria"] = reference_stopping(tokenizer)
         generation_batch_size = generation_batch_size or REFERENCE_BATCH_SIZE
     kwargs.update(generation_kwargs or {})
+    graphs = frozen_graph_inputs(model, accelerator)
+    kwargs.update(graphs)
     if item_entities is not None and item_tokens is None:
         item_tokens = sorted(item_entities)
     tokens_of_entity = {}
@@ -292,7 +304,7 @@ def evaluate_conversation(model, dataloader, accelerator, tokenizer, generate: b
     for batch_index, batch in enumerate(dataloader):
         first_batch_size = first_batch_size or batch["input_ids"].shape[0]  # examples per batch and process
         inputs = {key: batch[key] for key in CONTEXT_KEYS if key in batch}
-        outputs = model(**inputs, labels=batch["labels"])
+        outputs = model(**inputs, labels=batch["labels"], **graphs)
         logits = outputs.lm_logits  # (B, Lr, vocab)
         token_nll = F.cross_entropy(logits.transpose(1, 2).float(), batch["labels"], ignore_index=IGNORE_INDEX, reduction="none")
         nll, count = accelerator.gather_for_metrics((token_nll.sum(-1), (batch["labels"] != IGNORE_INDEX).sum(-1)))

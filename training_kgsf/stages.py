@@ -23,8 +23,8 @@ from modeling_kgsf.processing_kgsf import CONTEXT_KEYS, CONV_KEYS, REC_KEYS
 
 from .building import ModelArguments, make_save_model, parse_arguments, stage_setup
 from .data import DataArguments, KGSFData, data_errors_in_one_line
-from .evaluation import (DECODINGS, conversation_dataloader, evaluate_conversation, evaluate_recommendation, item_entities_of_tokens,
-                         parse_weights, selection_score)
+from .evaluation import (DECODINGS, conversation_dataloader, evaluate_conversation, evaluate_recommendation, frozen_graph_inputs,
+                         item_entities_of_tokens, parse_weights, selection_score)
 from .trainer import StageTrainer, TrainingArguments
 
 
@@ -46,8 +46,9 @@ def train_stage(stage: str, training_args: TrainingArguments, data: KGSFData, mo
 # ------------------------------------------------------------------------------------------------
 # Stage 1: MIM pre-training
 # ------------------------------------------------------------------------------------------------
-def mim_loss(model, batch):
-    outputs = model(**{key: batch[key] for key in CONTEXT_KEYS}, task="mim")
+def mim_loss(model, batch, graph_encodings=None):
+    """The MIM loss of a batch; ``graph_encodings`` (evaluation): node vectors computed once for all batches."""
+    outputs = model(**{key: batch[key] for key in CONTEXT_KEYS}, task="mim", graph_encodings=graph_encodings)
     return outputs.mim_loss, {}
 
 
@@ -63,9 +64,10 @@ def pretrain_mim(argv=None) -> dict:
     @torch.no_grad()
     def evaluate(model, accelerator):
         # MIM negatives are sampled: fix the seed so that every evaluation sees the same ones
+        graphs = frozen_graph_inputs(model, accelerator)
         with torch.random.fork_rng():
             torch.manual_seed(training_args.seed)
-            losses = [accelerator.gather_for_metrics(mim_loss(model, batch)[0].reshape(1)) for batch in eval_loader]
+            losses = [accelerator.gather_for_metrics(mim_loss(model, batch, **graphs)[0].reshape(1)) for batch in eval_loader]
         return {"mim_loss": torch.cat(losses).mean().item()}
 
     return train_stage("mim", training_args, data, model, accelerator, data.split("train", "conv", data_args.max_train_examples),
@@ -128,9 +130,13 @@ class ConversationArguments:
                 "loss, less work (forward(logits_at_labels_only=True)); evaluation always computes every position."})
 
 
-def conversation_loss(model, batch, logits_at_labels_only: bool = False):
-    """The LM loss of a batch; ``logits_at_labels_only``: output logits at the labelled positions only (the same loss)."""
-    outputs = model(**{key: batch[key] for key in CONV_KEYS}, logits_at_labels_only=logits_at_labels_only)
+def conversation_loss(model, batch, logits_at_labels_only: bool = False, graph_encodings=None):
+    """The LM loss of a batch; ``logits_at_labels_only``: output logits at the labelled positions only (the same loss);
+    ``graph_encodings``: the frozen graph side's node vectors (``model.encode_graphs()``), read, not recomputed."""
+    if graph_encodings is not None:
+        graph_encodings = graph_encodings.to(batch["input_ids"].device)  # no copy when already there
+    outputs = model(**{key: batch[key] for key in CONV_KEYS}, logits_at_labels_only=logits_at_labels_only,
+                    graph_encodings=graph_encodings)
     return outputs.loss, {}
 
 
@@ -162,8 +168,11 @@ def train_conversation(argv=None) -> dict:
         return selection_score(metrics, weights) if weights else -metrics["perplexity"]
 
     accelerator, data, model = stage_setup(training_args, data_args, model_args)
+    frozen_graphs = None
     if conv_args.freeze_recommender:
         model.freeze_recommender()
+        with torch.no_grad():  # the frozen side's node vectors, once for the whole stage
+            frozen_graphs = model.to(accelerator.device).encode_graphs()
     eval_rows = data.split(data_args.eval_split, "conv", data_args.max_eval_examples)
     eval_loader = conversation_dataloader(eval_rows, data.collator("conv"), training_args.batch_size, accelerator)
     item_entities = item_entities_of_tokens(data.tokenizer, data.resources.item_token_vocab_mask,
@@ -177,7 +186,8 @@ def train_conversation(argv=None) -> dict:
 
     train_rows = data.split("train", "conv", data_args.max_train_examples)
     summary = train_stage("conversation", training_args, data, model, accelerator, train_rows, data.collator("conv"),
-                          compute_loss=partial(conversation_loss, logits_at_labels_only=conv_args.logits_at_labels_only),
+                          compute_loss=partial(conversation_loss, logits_at_labels_only=conv_args.logits_at_labels_only,
+                                               graph_encodings=frozen_graphs),
                           evaluate=evaluate, score=score, lengths=context_lengths(train_rows))
     if accelerator.is_main_process:
         summary["item_slots"] = calibrate_saved_item_slots(Path(training_args.output_dir) / "best", eval_rows, data.collator("conv"),
