@@ -16,12 +16,14 @@ Measures, on a trained folder (any stage's ``best/``):
   ``min(10, its items)`` (the attainable share; the raw share over 10 is given too);
 * **love / hate**: "I love <genre> movies" vs "I hate <genre> movies, something else": the share
   of that genre's items in the top 10;
-* **like <film>**: for every film the graph gives a genre or subject (relations named in
-  ``GENRE_RELATIONS``), "Can you recommend something like <title>?" -> the share of the top 10
-  that share a genre or subject with the film, and the share whose graph genres share none;
+* **like <film>**: a seeded sample (``--max-films``, 100) of the films the graph gives a genre or
+  subject (relations named in ``GENRE_RELATIONS``), "Can you recommend something like <title>?" ->
+  the share of the top 10 that share a genre or subject with the film, the share whose graph
+  genres share none, and for the films with a family genre the top-10 items with an adult genre;
 * **probability floor**: over all the synthetic requests above, the top-10 items whose recommender
-  probability is below :data:`FLOOR` (counted per ranking: the recommender alone, the former
-  additive term over all items, the default re-ranking of the recommender's top N), and the
+  probability is below the floor (:data:`FLOOR_TIMES_UNIFORM` / n_item or :data:`FLOOR_TO_TOP`
+  times the recommender's first choice, whichever is higher), counted per ranking
+  (:data:`RANKINGS`), with those that are films of a person the request names apart, and the
   ``candidates`` sweep (N) for KG-consistency and the like-<film> share;
 * **issue requests**: the top 10 of the requests of issues #25 and #27, per ranking;
 * **official recall@1/10/50** on the test split (rows of ``datasets_scripts.redial.load_redial``),
@@ -50,15 +52,21 @@ ROOT = Path(__file__).resolve().parents[1]
 ANNOTATED = "wxl1999-CFCRS/data/redial/valid_data.jsonl"
 WEIGHTS = (0.0, 2.0, 4.0, 8.0, 12.0)
 CANDIDATES = (20, 50, 100, 200, 500, 0)  # N of the pool the graph terms re-order (0: every item, the former additive term)
-# Floor on the recommender's probability of a top-10 item: the uniform share 1 / n_item (.000144 on
-# ReDial's 6,924 items). Below it the recommender finds the item less likely than a blind pick for
-# this context: such an item is in the top 10 through the graph alone (the issue's "Invincible"
-# at .0000 for "like The Lord of the Rings"). A trained recommender's own top 10 is far above it.
+# Floor on the recommender's probability of a top-10 item: the higher of the uniform share 1 / n_item
+# (.000144 on ReDial's 6,924 items: below it the recommender finds the item less likely than a blind
+# pick, the issue's "Invincible" at .0000 for "like The Lord of the Rings") and 1/100 of the
+# recommender's own first choice, mentioned items left out (4.6 nats below it: The Vampire Diaries at .0002
+# against Mad Max at .0292 for the same request is above chance but 146 times less likely), but
+# never above the recommender's own 10th choice (a very sure recommender, .3 for its first, has
+# its own 10th below 1/100 of it: what it would list itself is no surprise). An item below the
+# floor is in the top 10 through the graph.
 FLOOR_TIMES_UNIFORM = 1.0
-RANKINGS = {  # name -> (proximity weight, negative weight, candidates); None: the defaults
-    "recommender_alone": (0.0, 0.0, None),
-    "additive_all_items": (None, None, 0),
-    "default": (None, None, None),
+FLOOR_TO_TOP = 0.01
+RANKINGS = {  # name -> (proximity weight, negative weight, candidates, pool_floor); None: the defaults
+    "recommender_alone": (0.0, 0.0, None, None),
+    "additive_all_items": (None, None, 0, None),
+    "pool_top50_and_chance": (None, None, 50, 1.0),  # the former default: top 50 and every item above chance
+    "default": (None, None, None, None),
 }
 ISSUE_REQUESTS = {
     "fantasy_like_lotr": ["Can you recommend a fantasy movie? Something like The Lord of the Rings."],
@@ -187,8 +195,9 @@ class Scorer:
     def __init__(self, crs: ConversationalRecommender, batch_size: int = 64):
         self.crs, self.batch_size = crs, batch_size
         self.proximity = crs.proximity  # the pipeline's own, genres included
-        self.floor = FLOOR_TIMES_UNIFORM / crs.model.config.n_item
-        self.floor_counts: dict[str, list[int]] = {}  # ranking -> [top-10 items below the floor, top-10 items, requests with one]
+        self.chance_floor = FLOOR_TIMES_UNIFORM / crs.model.config.n_item
+        # ranking -> [top-10 items below the floor, top-10 items, requests with one, of those items: films of a named person]
+        self.floor_counts: dict[str, list[int]] = {}
 
     def logits(self, rows: list[dict]) -> torch.Tensor:
         out = []
@@ -214,31 +223,39 @@ class Scorer:
         return rows, rejected_sets, self.logits(rows)
 
     def top(self, logits: torch.Tensor, row: dict, rejected: set[int], weight: float, negative_weight: float, k: int = 10,
-            candidates: int = prefs.DEFAULT_CANDIDATES) -> list[int]:
+            candidates: int = prefs.DEFAULT_CANDIDATES, pool_floor: float | None = prefs.POOL_FLOOR) -> list[int]:
         index = self.crs.item_index_of_entity
         mentioned = [index[e] for e in row.get("mentioned_items", row["context_items"]) if e in index]
         ranking = prefs.adjust_scores(logits, self.proximity, row["context_entities"], rejected, weight, negative_weight,
-                                      candidates=candidates, excluded=mentioned)
+                                      candidates=candidates, excluded=mentioned, pool_floor=pool_floor)
         ranking[mentioned] = float("-inf")
         return torch.topk(ranking, k).indices.tolist()
 
     def ranked(self, name: str, logits: torch.Tensor, row: dict, rejected: set[int]) -> list[int]:
         """The top 10 of one of :data:`RANKINGS`, counted against the floor."""
-        weight, negative_weight, candidates = RANKINGS[name]
+        weight, negative_weight, candidates, pool_floor = RANKINGS[name]
         top = self.top(logits, row, rejected, prefs.DEFAULT_PROXIMITY_WEIGHT if weight is None else weight,
                        prefs.DEFAULT_NEGATIVE_WEIGHT if negative_weight is None else negative_weight,
-                       candidates=prefs.DEFAULT_CANDIDATES if candidates is None else candidates)
-        below = int((torch.softmax(logits.float(), -1)[top] < self.floor).sum())
-        counts = self.floor_counts.setdefault(name, [0, 0, 0])
-        counts[0] += below
+                       candidates=prefs.DEFAULT_CANDIDATES if candidates is None else candidates, pool_floor=pool_floor)
+        probabilities = torch.softmax(logits.float(), -1)
+        own = probabilities[self.top(logits, row, rejected, 0.0, 0.0)]  # the recommender's own top 10, mentioned items left out
+        floor = min(max(self.chance_floor, FLOOR_TO_TOP * float(own.max())), float(own.min()))
+        below = [i for i in top if probabilities[i] < floor]
+        named = {int(f) for e in row["context_entities"] if not self.proximity.is_item(e) for f in self.proximity.films_of(e)}
+        counts = self.floor_counts.setdefault(name, [0, 0, 0, 0])
+        counts[0] += len(below)
         counts[1] += len(top)
-        counts[2] += below > 0
+        counts[2] += bool(below)
+        counts[3] += sum(i in named for i in below)
         return top
 
     def floor_report(self) -> dict:
-        return {"floor": round(self.floor, 6), "floor_rule": f"{FLOOR_TIMES_UNIFORM:g} / n_item",
-                **{name: {"top10_items_below_floor": below, "top10_items": total, "requests_with_one": requests}
-                   for name, (below, total, requests) in self.floor_counts.items()}}
+        return {"floor_rule": f"min(max({FLOOR_TIMES_UNIFORM:g} / n_item, {FLOOR_TO_TOP:g} * the recommender's 1st probability), "
+                              "the recommender's 10th probability), mentioned items left out",
+                "chance": round(self.chance_floor, 6),
+                **{name: {"top10_items_below_floor": below, "of_them_films_of_a_named_person": named,
+                          "other_items_below_floor": below - named, "top10_items": total, "requests_with_one": requests}
+                   for name, (below, total, requests, named) in self.floor_counts.items()}}
 
 
 def kg_consistency(scorer: Scorer, crs, relation: str, template: str, min_items: int, max_entities: int, weights) -> dict:
@@ -283,22 +300,30 @@ def kg_consistency(scorer: Scorer, crs, relation: str, template: str, min_items:
             top = scorer.top(logit, row, rej, prefs.DEFAULT_PROXIMITY_WEIGHT, prefs.DEFAULT_NEGATIVE_WEIGHT, candidates=candidates)
             consistency.append(sum(i in items for i in top) / min(10, len(items)))
         result[f"default_weight_candidates={candidates}"] = {"kg_consistency@10": round(sum(consistency) / max(1, len(consistency)), 4)}
-    for row, rej, logit in zip(rows, rejected, logits):
-        for name in RANKINGS:
-            scorer.ranked(name, logit, row, rej)
+    for name in RANKINGS:
+        consistency = []
+        for (entity, _), row, rej, logit in zip(chosen, rows, rejected, logits):
+            items = set(scorer.proximity.items_of(entity).tolist())
+            consistency.append(sum(i in items for i in scorer.ranked(name, logit, row, rej)) / min(10, len(items)))
+        result[name] = {"kg_consistency@10": round(sum(consistency) / max(1, len(consistency)), 4)}
     return result
 
 
 def like_film(scorer: Scorer, crs, max_films: int) -> dict:
     """"Can you recommend something like <title>?" for the films the graph gives a genre or subject:
-    the share of the top 10 sharing one with the film (``genre_share@10``), and the share whose
-    graph genres share none (``other_genre_share@10``; items without genres count in neither)."""
+    a seeded sample of ``max_films``: the share of the top 10 sharing one with the film
+    (``genre_share@10``), the share whose graph genres share none (``other_genre_share@10``; items
+    without genres count in neither), and for the films with a family genre the top-10 items with
+    an adult genre (``adult_items_for_family_films``)."""
     proximity = scorer.proximity
     items = crs.model.kgsf.item_entity_ids.tolist()
     films = [entity for entity in items if len(proximity.genres_of(entity))]
     random.Random(0).shuffle(films)
     films = films[:max_films]
-    result = {"films_with_genres": int(proximity.has_genres().sum()), "items": len(items), "films": len(films),
+    family = [e for e in films if set(proximity.genres_of(e).tolist()) & proximity.family_genres]
+    adult_items = set().union(*(proximity.items_of(g).tolist() for g in proximity.adult_genres)) if proximity.adult_genres else set()
+    result = {"films_with_genres": int(proximity.has_genres().sum()), "items": len(items), "films": len(films), "seed": 0,
+              "family_films": [crs.entity_name(e) for e in family], "items_with_adult_genre": len(adult_items),
               "template": "Can you recommend something like {title}?"}
     if not films:
         return result
@@ -308,7 +333,7 @@ def like_film(scorer: Scorer, crs, max_films: int) -> dict:
     settings = {name: (name, None) for name in RANKINGS}
     settings.update({f"default_weight_candidates={n}": (None, n) for n in CANDIDATES})
     for label, (name, candidates) in settings.items():
-        same, other = [], []
+        same, other, adult = [], [], 0
         for film, row, rej, logit in zip(films, rows, rejected, logits):
             if name is not None:
                 top = scorer.ranked(name, logit, row, rej)
@@ -318,7 +343,9 @@ def like_film(scorer: Scorer, crs, max_films: int) -> dict:
             sharing = set().union(*(proximity.items_of(g).tolist() for g in genres))
             same.append(sum(i in sharing for i in top) / 10)
             other.append(sum(bool(has_genres[i]) and i not in sharing for i in top) / 10)
-        result[label] = {"genre_share@10": round(sum(same) / len(same), 4), "other_genre_share@10": round(sum(other) / len(other), 4)}
+            adult += sum(i in adult_items for i in top) if film in family else 0
+        result[label] = {"genre_share@10": round(sum(same) / len(same), 4), "other_genre_share@10": round(sum(other) / len(other), 4),
+                         "adult_items_for_family_films": adult}
     return result
 
 
@@ -327,7 +354,9 @@ def issue_requests(crs) -> dict:
     out = {}
     for label, turns in ISSUE_REQUESTS.items():
         out[label] = {"turns": turns}
-        for name, (weight, negative_weight, candidates) in RANKINGS.items():
+        for name, (weight, negative_weight, candidates, pool_floor) in RANKINGS.items():
+            if pool_floor is not None:  # not a pipeline switch
+                continue
             ranked = crs.recommend(turns, k=10, explain=False, proximity_weight=weight, negative_weight=negative_weight, candidates=candidates)
             out[label][name] = [f"{r.title} ({r.score:.4f})" for r in ranked]
     return out
@@ -417,7 +446,7 @@ def main(argv=None) -> dict:
                                                      "only for a complete run: with --skip-* give --out or nothing is written)")
     parser.add_argument("--max-entities", type=int, default=300, help="directors / actors sampled per relation")
     parser.add_argument("--max-messages", type=int, default=20000)
-    parser.add_argument("--max-films", type=int, default=300, help="films of the like-<film> set")
+    parser.add_argument("--max-films", type=int, default=100, help="films of the like-<film> set (a seeded sample)")
     parser.add_argument("--skip-recall", action="store_true")
     parser.add_argument("--skip-linking", action="store_true", help="leave out the linking measures (the file is then partial)")
     args = parser.parse_args(argv)
@@ -468,7 +497,8 @@ def main(argv=None) -> dict:
     results["probability_floor"] = scorer.floor_report()
     people = [results["kg_consistency"][r] for r in ("director", "starring") if results["kg_consistency"][r].get("entities")]
     enough = [n for n in CANDIDATES if n and people and all(r[f"default_weight_candidates={n}"]["kg_consistency@10"] >= 0.5 for r in people)]
-    results["candidates_choice"] = {"default": prefs.DEFAULT_CANDIDATES, "smallest_n_with_people_consistency_0.5": min(enough) if enough else None}
+    results["candidates_choice"] = {"default": prefs.DEFAULT_CANDIDATES, "pool_floor": prefs.POOL_FLOOR,
+                                    "smallest_n_with_people_consistency_0.5": min(enough) if enough else None}
     results["issue_requests"] = issue_requests(crs)
 
     if not args.skip_recall:

@@ -11,15 +11,20 @@ model weights, nothing trained):
   genres...), the items joined to them by one edge of the item graph; for items, their genres
   (objects of the :data:`GENRE_RELATIONS`, where the graph has them).
 
-:func:`adjust_scores` re-orders the recommender's own top ``candidates`` items and those it finds likelier
-than chance (the pool) by
-``log_softmax(logits) + proximity_weight * (boost - mismatch) - negative_weight * penalty`` and
-ranks every other item after the pool in the recommender's order, so no item enters the top k
-through the graph alone. ``boost`` is the share of the liked non-item context entities, and of
-the genres of the liked films ("something like X"), an item is joined to; ``mismatch`` is 1 for
-an item whose genres are known and share none with the liked films' (a horror film for "like
-Frozen" where the graph gives both genres); ``penalty`` is 1 for the items joined to a rejected
-non-item entity.
+:func:`adjust_scores` re-orders the recommender's own top ``candidates`` items, those at least
+:data:`POOL_RATIO` times as likely as its first choice (the pool), by
+``log_softmax(logits) + proximity_weight * (boost - mismatch) - negative_weight * (penalty +
+unsuitable)`` and ranks every other item after the pool in the recommender's order, so no item
+enters the top k through graph proximity alone. ``boost`` is the share of the liked non-item
+context entities, and of the genres of the liked films ("something like X"), an item is joined to;
+``mismatch`` is 1 for an item whose genres are known and share none with the liked films' (a horror
+film for "like Frozen" where the graph gives both genres); ``penalty`` is 1 for the items joined to
+a rejected non-item entity; ``unsuitable`` is 1 for an item the graph gives an adult genre
+(:data:`ADULT_GENRES`) when a liked film has a family genre (:data:`FAMILY_GENRES`). One exception
+to the pool: the films of a person the seeker names ("something by <director>", "with <actor>",
+joined by a :data:`PERSON_RELATIONS` edge) are what was asked for, not a neighbour of it, and join
+the pool whatever their probability (the quick model's recommender puts most of a person's films
+below chance).
 
 Defaults (:data:`DEFAULT_PROXIMITY_WEIGHT`, :data:`DEFAULT_NEGATIVE_WEIGHT`,
 :data:`DEFAULT_CANDIDATES`, :data:`DEFAULT_NEGATION_WINDOW`) were chosen on the validation split
@@ -39,14 +44,26 @@ DEFAULT_PROXIMITY_WEIGHT = 8.0  # nats added to an item joined to every liked no
 DEFAULT_NEGATIVE_WEIGHT = 20.0  # nats removed from an item joined to a rejected entity (about: excluded)
 DEFAULT_NEGATION_WINDOW = 6  # tokens a negative cue reaches forward, within its clause
 # The pool the graph terms may re-order: the recommender's own top N (the deepest cut the official
-# protocol scores, recall@50) and every item the recommender gives at least POOL_FLOOR times chance
-# (1 / n_item). An item the recommender finds less likely than a blind pick never enters the top k
-# through the graph; one it finds likelier than chance may ("something by <director>": on the quick
-# model the top 50 alone left KG-consistency for people at .02, the floor at chance keeps it, see
-# docs/RESULTS.md).
+# protocol scores, recall@50). The former pool also took every item at least as likely as chance
+# (1 / n_item): it let The Vampire Diaries (.0002 against .03 for the recommender's first choice)
+# to rank 1 for "a fantasy movie, like The Lord of the Rings" through its Fantasy genre edge
+# (docs/RESULTS.md); ``pool_floor`` keeps that form available, off by default.
 DEFAULT_CANDIDATES = 50
-POOL_FLOOR = 1.0
+POOL_FLOOR = None
+# ... and among those only the items at least POOL_RATIO times as likely as the recommender's first
+# choice (4.6 nats below it at most): a very sure recommender (.3 for its first) has items 1,000
+# times less likely in its top 50, which a boost of proximity_weight would otherwise lift.
+POOL_RATIO = 0.01
 GENRE_RELATIONS = frozenset({"genre", "subject"})  # relation names (last part of a URI) whose objects are a film's genres
+# Relations from a film to the people who made it or are in it: a named person's films join the pool.
+PERSON_RELATIONS = frozenset({"director", "starring", "writer", "producer", "narrator"})
+# Genre objects (last part of the URI, lower case) that say who a film is for. The ReDial item graph gives
+# genres to 55 of 6,924 items (97 edges, mostly series and soundtracks): these apply where it does.
+FAMILY_GENRES = frozenset({"family_film", "children's_film", "children's_television_series", "children's_literature",
+                           "children's_music", "fairy_tale"})  # not "animation": South Park is an animated sitcom
+ADULT_GENRES = frozenset({"horror_film", "horror_fiction", "horror_and_terror", "slasher_film", "splatter_film",
+                          "erotic_thriller", "erotica", "pornographic_film", "exploitation_film", "gangsta_rap",
+                          "hardcore_hip_hop", "dark_fantasy", "supernatural_horror"})
 
 # A cue before a mention ("I hate horror", "not Adam Sandler", "no horror", "don't like horror").
 NEGATIVE_CUES = frozenset(
@@ -152,16 +169,33 @@ def rejected_entities(turns, window: int = DEFAULT_NEGATION_WINDOW) -> set[int]:
     return {entity for entity, rejected in status.items() if rejected}
 
 
+def _short_name(name) -> str:
+    return str(name).strip("<>").rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1].rsplit(":", 1)[-1].lower()
+
+
+def relation_ids(relation_names, wanted) -> set[int]:
+    """Ids of the relations whose short name (last part of a URI, lower case) is in ``wanted``."""
+    return {index for index, name in enumerate(relation_names or ()) if name and _short_name(name) in wanted}
+
+
 def genre_relation_ids(relation_names) -> set[int]:
     """Ids of the relations named in :data:`GENRE_RELATIONS` (``genre``, ``dbo:genre``,
     ``<http://purl.org/dc/terms/subject>``...)."""
-    ids = set()
-    for index, name in enumerate(relation_names or ()):
-        if name:
-            short = str(name).strip("<>").rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1].rsplit(":", 1)[-1]
-            if short.lower() in GENRE_RELATIONS:
-                ids.add(index)
-    return ids
+    return relation_ids(relation_names, GENRE_RELATIONS)
+
+
+def audience_genre_ids(entity_uris) -> tuple[set[int], set[int]]:
+    """``(family, adult)`` entity ids: the genre objects named in :data:`FAMILY_GENRES` /
+    :data:`ADULT_GENRES` (by the last part of their URI)."""
+    family, adult = set(), set()
+    for entity, uri in enumerate(entity_uris or ()):
+        if uri:
+            name = _short_name(uri)
+            if name in FAMILY_GENRES:
+                family.add(entity)
+            elif name in ADULT_GENRES:
+                adult.add(entity)
+    return family, adult
 
 
 @dataclass
@@ -173,7 +207,9 @@ class GraphProximity:
     buffers (both directions present); ``item_entity_ids``: the model's item list (item index =
     position). ``relations``: relation ids to use (None: all). ``genre_relations``: relation ids
     whose objects are genres (:func:`genre_relation_ids` of the relation names; None or empty:
-    no genres).
+    no genres). ``relation_names`` (relation id -> name): the :data:`PERSON_RELATIONS` edges give
+    each person's films (:meth:`films_of`); ``entity_uris``: the family and adult genres
+    (:func:`audience_genre_ids`).
     """
 
     indptr: np.ndarray
@@ -182,33 +218,53 @@ class GraphProximity:
     item_index_of_entity: np.ndarray
     genre_indptr: np.ndarray | None = None  # (n_item + 1,) CSR over genre_ids
     genre_ids: np.ndarray | None = None
+    person_indptr: np.ndarray | None = None  # (num_nodes + 1,) CSR over person_items: a person's films
+    person_items: np.ndarray | None = None
+    family_genres: frozenset = frozenset()
+    adult_genres: frozenset = frozenset()
+
+    @staticmethod
+    def _csr(heads: np.ndarray, tails: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        pairs = np.unique(np.stack([heads, tails], axis=1), axis=0).reshape(-1, 2)
+        return np.searchsorted(pairs[:, 0], np.arange(size + 1)), pairs[:, 1].copy()
 
     @classmethod
     def from_graph(cls, edge_index: torch.Tensor, edge_type: torch.Tensor, item_entity_ids, num_nodes: int,
-                   relations: set[int] | None = None, genre_relations: set[int] | None = None) -> "GraphProximity":
+                   relations: set[int] | None = None, genre_relations: set[int] | None = None,
+                   relation_names=None, entity_uris=None) -> "GraphProximity":
         source, target = (t.cpu().numpy().astype(np.int64) for t in (edge_index[0], edge_index[1]))
         types = edge_type.cpu().numpy()
         items = np.asarray(item_entity_ids.tolist() if torch.is_tensor(item_entity_ids) else list(item_entity_ids), dtype=np.int64)
         item_index = np.full(num_nodes, -1, dtype=np.int64)
         item_index[items] = np.arange(len(items))
-        keep = (source != target) & (item_index[target] >= 0)
-        if relations is not None:
-            keep &= np.isin(types, sorted(relations))
-        pairs = np.unique(np.stack([source[keep], item_index[target[keep]]], axis=1), axis=0)
-        indptr = np.searchsorted(pairs[:, 0], np.arange(num_nodes + 1)) if len(pairs) else np.zeros(num_nodes + 1, dtype=np.int64)
+        to_item = (source != target) & (item_index[target] >= 0)
+        keep = to_item & np.isin(types, sorted(relations)) if relations is not None else to_item
+        indptr, item_indices = cls._csr(source[keep], item_index[target[keep]], num_nodes)
         genre_indptr = genre_ids = None
         if genre_relations:
             keep = (source != target) & (item_index[source] >= 0) & (item_index[target] < 0) & np.isin(types, sorted(genre_relations))
-            genres = np.unique(np.stack([item_index[source[keep]], target[keep]], axis=1), axis=0).reshape(-1, 2)
-            genre_indptr = np.searchsorted(genres[:, 0], np.arange(len(items) + 1))
-            genre_ids = genres[:, 1].copy()
-        return cls(indptr, pairs[:, 1].copy() if len(pairs) else np.zeros(0, dtype=np.int64), len(items), item_index, genre_indptr, genre_ids)
+            genre_indptr, genre_ids = cls._csr(item_index[source[keep]], target[keep], len(items))
+        person_indptr = person_items = None
+        people = relation_ids(relation_names, PERSON_RELATIONS)
+        if people:
+            keep = to_item & (item_index[source] < 0) & np.isin(types, sorted(people))
+            person_indptr, person_items = cls._csr(source[keep], item_index[target[keep]], num_nodes)
+        family, adult = audience_genre_ids(entity_uris)
+        return cls(indptr, item_indices, len(items), item_index, genre_indptr, genre_ids, person_indptr, person_items,
+                   frozenset(family), frozenset(adult))
 
     def items_of(self, entity: int) -> np.ndarray:
         """Item indices joined to ``entity`` by one edge."""
         if not 0 <= entity < len(self.indptr) - 1:
             return np.zeros(0, dtype=np.int64)
         return self.item_indices[self.indptr[entity] : self.indptr[entity + 1]]
+
+    def films_of(self, entity: int) -> np.ndarray:
+        """Item indices joined to the non-item ``entity`` by a :data:`PERSON_RELATIONS` edge (its
+        films, when it is a person); empty without relation names."""
+        if self.person_indptr is None or not 0 <= entity < len(self.person_indptr) - 1:
+            return np.zeros(0, dtype=np.int64)
+        return self.person_items[self.person_indptr[entity] : self.person_indptr[entity + 1]]
 
     def is_item(self, entity: int) -> bool:
         return 0 <= entity < len(self.item_index_of_entity) and self.item_index_of_entity[entity] >= 0
@@ -248,6 +304,15 @@ class GraphProximity:
                 scores[self.items_of(entity)] = 1.0
         return torch.from_numpy(scores)
 
+    def unsuitable(self, genres) -> torch.Tensor:
+        """(n_item,) 1 for the items the graph gives an adult genre when ``genres`` (the liked films')
+        hold a family genre, else 0."""
+        scores = np.zeros(self.n_item, dtype=np.float32)
+        if self.adult_genres and any(int(g) in self.family_genres for g in genres):
+            for genre in self.adult_genres:
+                scores[self.items_of(genre)] = 1.0
+        return torch.from_numpy(scores)
+
     def mismatch(self, genres) -> torch.Tensor:
         """(n_item,) 1 for the items with known genres of which none is in ``genres``, else 0
         (zeros when ``genres`` is empty: nothing to disagree with)."""
@@ -266,23 +331,31 @@ def adjust_scores(logits: torch.Tensor, proximity: GraphProximity, liked_entitie
     """Ranking scores for one context (the same order as ``logits`` when nothing applies).
 
     The pool is the recommender's top ``candidates`` items by ``logits`` leaving out ``excluded``
-    item indices (the mentioned items the caller removes), together with every item whose
-    recommender probability is at least ``pool_floor / n_item`` (``pool_floor`` times chance; None
-    or 0: the top ``candidates`` alone); ``candidates`` None or 0: every item, the graph terms then
-    act on all items. Pool items score ``log_softmax(logits) + proximity_weight * (boost -
-    mismatch) - negative_weight * penalty``: ``boost`` over the liked non-item entities and the
-    genres of the liked items (:meth:`GraphProximity.boost`), ``mismatch`` against those genres
-    (:meth:`GraphProximity.mismatch`), ``penalty`` over the rejected non-item entities. Every
-    other item ranks after the pool, in the recommender's order. Rejected items themselves are
-    not touched here (the pipeline leaves mentioned items out)."""
+    item indices (the mentioned items the caller removes) that are at least :data:`POOL_RATIO` times
+    as likely as the first of them, with, when ``proximity_weight`` is on,
+    the films of the liked people (:meth:`GraphProximity.films_of`) and, with ``pool_floor``, every
+    item whose recommender probability is at least ``pool_floor / n_item``; ``candidates`` None or
+    0: every item (the graph terms then act on all items, the former additive ranking). Pool items
+    score ``log_softmax(logits) + proximity_weight * (boost - mismatch) - negative_weight * (penalty
+    + unsuitable)``: ``boost`` over the liked non-item entities and the genres of the liked items
+    (:meth:`GraphProximity.boost`), ``mismatch`` against those genres
+    (:meth:`GraphProximity.mismatch`), ``penalty`` over the rejected non-item entities,
+    ``unsuitable`` for adult genres when a liked film is a family film
+    (:meth:`GraphProximity.unsuitable`). Every other item ranks after the pool, in the recommender's
+    order. Rejected items themselves are not touched here (the pipeline leaves mentioned items out)."""
     base = torch.log_softmax(logits.float(), dim=-1)
     ranking = base
     liked = [e for e in liked_entities if e not in rejected]
     genres = list(dict.fromkeys(int(g) for e in liked if proximity.is_item(e) for g in proximity.genres_of(e)))
+    named = [int(i) for e in liked if not proximity.is_item(e) for i in proximity.films_of(e)] if proximity_weight else []
     if proximity_weight and (liked or genres):
         ranking = ranking + proximity_weight * proximity.boost([*liked, *genres]).to(ranking.device)
         if genres:
             ranking = ranking - proximity_weight * proximity.mismatch(genres).to(ranking.device)
+    if proximity_weight and negative_weight and genres:  # the graph's say: off with proximity_weight 0
+        unsuitable = proximity.unsuitable(genres)
+        if unsuitable.any():
+            ranking = ranking - negative_weight * unsuitable.to(ranking.device)
     if negative_weight and rejected:
         ranking = ranking - negative_weight * proximity.penalty(rejected).to(ranking.device)
     if candidates and candidates < len(base) and ranking is not base:
@@ -292,6 +365,9 @@ def adjust_scores(logits: torch.Tensor, proximity: GraphProximity, liked_entitie
             eligible[excluded] = float("-inf")
         pool = torch.zeros(len(base), dtype=torch.bool, device=base.device)
         pool[torch.topk(eligible, min(candidates, len(base))).indices] = True
+        pool &= eligible >= eligible.max() + math.log(POOL_RATIO)
+        if named:
+            pool[named] = True
         if pool_floor:
             pool |= eligible >= math.log(pool_floor / len(base))
         floor = ranking[pool].min() - 1.0  # every item outside the pool ranks below the pool

@@ -1,5 +1,6 @@
-"""The graph terms re-order the recommender's own top N and never lift an item it scores near zero;
-"like <film>" requests keep the film's genres; the CLI's ranking switches change the ranking."""
+"""The graph terms re-order the recommender's own top N (items within 1/100 of its first choice) and
+never lift an item it scores near zero, a named person's films excepted; "like <film>" requests keep
+the film's genres and audience; the CLI's ranking switches change the ranking."""
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ FROZEN, MOANA, ANNABELLE, GET_OUT, UNKNOWN, TOY_STORY = range(6)
 STARRING, GENRE = 1, 2
 
 
-def _proximity():
+def _proximity(**kwargs):
     triples = [(DIRECTOR, STARRING, ANNABELLE), (DIRECTOR, STARRING, GET_OUT),
                (FROZEN, GENRE, ANIMATION), (FROZEN, GENRE, FAMILY), (MOANA, GENRE, ANIMATION), (TOY_STORY, GENRE, FAMILY),
                (ANNABELLE, GENRE, HORROR), (GET_OUT, GENRE, HORROR)]
@@ -26,7 +27,13 @@ def _proximity():
     types = [r for _, r, _ in triples] * 2 + [0] * 10
     names = ["self_loop", "starring", "<http://dbpedia.org/ontology/genre>"]
     return GraphProximity.from_graph(torch.tensor([source, target]), torch.tensor(types), torch.arange(6), 10,
-                                     genre_relations=genre_relation_ids(names))
+                                     genre_relations=genre_relation_ids(names), **kwargs)
+
+
+NAMES = ["self_loop", "<http://dbpedia.org/ontology/starring>", "genre"]
+URIS = [f"<http://dbpedia.org/resource/Film_{i}>" for i in range(6)] + [
+    "<http://dbpedia.org/resource/Some_Director>", "<http://dbpedia.org/resource/Animation>",
+    "<http://dbpedia.org/resource/Horror_film>", "<http://dbpedia.org/resource/Family_film>"]
 
 
 def test_genre_relations_by_name():
@@ -45,7 +52,8 @@ def test_near_zero_items_never_enter_through_proximity():
     additive = adjust_scores(logits, proximity, [DIRECTOR], candidates=0)  # the former ranking: over all items
     assert additive.argmax().item() == ANNABELLE and additive.topk(2).indices.tolist()[1] == GET_OUT
     pooled = adjust_scores(logits, proximity, [DIRECTOR], candidates=5)
-    assert pooled.topk(5).indices.tolist() == [ANNABELLE, GET_OUT, FROZEN, MOANA, UNKNOWN]  # re-ordered inside the top 5 ...
+    # re-ordered inside the top 5 that are within 1/100 of the first: Get Out (7 nats below) is not
+    assert pooled.topk(5).indices.tolist() == [ANNABELLE, FROZEN, MOANA, UNKNOWN, GET_OUT]
     pooled = adjust_scores(logits, proximity, [DIRECTOR], candidates=3)
     assert pooled.topk(3).indices.tolist() == [ANNABELLE, FROZEN, MOANA]  # ... Get Out is not among the recommender's top 3
     assert pooled.argsort(descending=True).tolist()[3:] == [UNKNOWN, GET_OUT, TOY_STORY]  # the rest in the recommender's order
@@ -58,6 +66,34 @@ def test_near_zero_items_never_enter_through_proximity():
     rejected = adjust_scores(logits, proximity, [], rejected={DIRECTOR}, candidates=3)
     assert rejected.topk(3).indices.tolist() == [FROZEN, MOANA, ANNABELLE]
     assert torch.equal(adjust_scores(logits, proximity, [DIRECTOR], proximity_weight=0.0), torch.log_softmax(logits, -1))
+
+
+def test_a_named_persons_films_join_the_pool():
+    """"Something with <actor>": the actor's films are what was asked for; a film joined to a liked
+    entity by another relation (a genre) is not."""
+    logits = torch.tensor([5.0, 4.0, 3.0, -2.0, 1.0, -8.0])
+    named = _proximity(relation_names=NAMES)
+    assert sorted(named.films_of(DIRECTOR).tolist()) == [ANNABELLE, GET_OUT] and named.films_of(HORROR).size == 0
+    assert named.films_of(FROZEN).size == 0 and _proximity().films_of(DIRECTOR).size == 0  # no relation names: no people
+    assert adjust_scores(logits, named, [DIRECTOR], candidates=3).topk(3).indices.tolist() == [ANNABELLE, GET_OUT, FROZEN]
+    assert adjust_scores(logits, named, [HORROR], candidates=3).topk(3).indices.tolist() == [ANNABELLE, FROZEN, MOANA]
+    assert torch.equal(adjust_scores(logits, named, [DIRECTOR], candidates=3, proximity_weight=0.0), torch.log_softmax(logits, -1))
+    # the former pool (top N and every item above chance) is still available
+    assert adjust_scores(logits, _proximity(), [DIRECTOR], candidates=1, pool_floor=0.5).topk(2).indices.tolist() == [ANNABELLE, FROZEN]
+
+
+def test_a_family_film_gets_no_adult_genre():
+    """"Something like Frozen" (a family film in the graph): the horror films lose the negative weight,
+    ahead of the genre mismatch; a film without a family genre does not trigger it."""
+    proximity = _proximity(entity_uris=URIS)
+    assert proximity.family_genres == {FAMILY} and proximity.adult_genres == {HORROR}
+    assert proximity.unsuitable([ANIMATION, FAMILY]).tolist() == [0, 0, 1, 1, 0, 0] and proximity.unsuitable([ANIMATION]).sum() == 0
+    logits = torch.tensor([3.0, 1.0, 4.0, 3.5, 2.0, 0.5])
+    plain = adjust_scores(logits, _proximity(), [FROZEN], candidates=5, excluded=[FROZEN])
+    family = adjust_scores(logits, proximity, [FROZEN], candidates=5, excluded=[FROZEN])
+    assert torch.allclose(plain[[ANNABELLE, GET_OUT]] - family[[ANNABELLE, GET_OUT]], torch.tensor([20.0, 20.0]))
+    assert torch.equal(plain[[MOANA, TOY_STORY, UNKNOWN]], family[[MOANA, TOY_STORY, UNKNOWN]])
+    assert torch.equal(adjust_scores(logits, proximity, [MOANA], candidates=5), adjust_scores(logits, _proximity(), [MOANA], candidates=5))
 
 
 def test_like_a_film_keeps_its_genres():
