@@ -42,6 +42,16 @@ Sections (``--sections``, default all):
   (``ConversationalRecommender``): recommendation (k=10, explained) and a 20-token greedy reply,
   before (eager, no cache) and after (defaults).
 
+* ``gpu_path`` (issue #26; only when named): each stage's training step (conversation, recommender,
+  MIM), **today** (batch 32, float32, the conversation stage re-encoding its frozen graphs every
+  step) against the **new path** of ``--gpu_preset`` (configuration/reference_gpu.json: its batch
+  size and bf16 per stage, the frozen graph encodings computed once; ``--compile``: torch.compile),
+  about ``--gpu_path_examples`` examples per setting and round.
+  -> ``gpu_path_speedup`` per stage = new path / today examples per second. With ``--device cuda``
+  this is the side-by-side GPU figure of the issue::
+
+      python benchmarks/bench_throughput.py --device cuda --sections gpu_path --output docs/results/throughput_gpu_path_cuda.json
+
 ``full_preset_full_data_hours_2cpu``: an estimate, not a measurement: the full preset's schedule
 (``configuration/full.json``: MIM 3 epochs, recommender 30, conversation 30, each with one
 validation evaluation per epoch, then the test evaluation) run to its epoch bound (no early
@@ -86,7 +96,8 @@ from training_kgsf.data import DataArguments, KGSFData  # noqa: E402
 from training_kgsf.stages import context_lengths, conversation_loss, mim_loss, recommendation_loss  # noqa: E402
 from training_kgsf.trainer import MEGABATCH_BATCHES, EpochShuffleSampler, LengthGroupedSampler  # noqa: E402
 
-SECTIONS = ("train", "generation", "recommender", "latency")
+SECTIONS = ("train", "generation", "recommender", "latency", "gpu_path")
+DEFAULT_SECTIONS = ("train", "generation", "recommender", "latency")  # gpu_path: asked for by name (issue #26)
 MAX_GRAD_NORM = 0.1  # TrainingArguments' default
 BEFORE = {"attn_implementation": "eager", "logits_at_labels_only": False, "group_by_length": False}
 AFTER = {"attn_implementation": "sdpa", "logits_at_labels_only": True, "group_by_length": False}  # the defaults
@@ -130,13 +141,15 @@ def spread_batches(rows, collator, sampler, batch_size: int, count: int, device,
     return [to_device(collator([rows[i] for i in batches[position]]), device) for position in positions]
 
 
-def examples_per_second(model, optimizer, compute_loss, batches: list[dict], device, bf16: bool = False) -> float:
-    """Training steps as ``StageTrainer`` runs them (``bf16``: its ``--bf16``) over ``batches`` (the first one is a warm-up)."""
+def examples_per_second(model, optimizer, compute_loss, batches: list[dict], device, bf16: bool = False, forward=None) -> float:
+    """Training steps as ``StageTrainer`` runs them (``bf16``: its ``--bf16``; ``forward``: what the loss calls, e.g. the
+    compiled model) over ``batches`` (the first one is a warm-up)."""
     parameters = [p for p in model.parameters() if p.requires_grad]
+    forward = forward or model
 
     def step(batch):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, _ = compute_loss(model, batch)
+            loss, _ = compute_loss(forward, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, MAX_GRAD_NORM)
         optimizer.step()
@@ -231,10 +244,12 @@ def bench_generation(args, data, model, device) -> dict:
         out = {}
         synchronize(device)
         start = time.perf_counter()
+        graphs = model.encode_graphs()  # once per call, as the evaluation (frozen_graph_inputs)
         for first in range(0, len(order), args.generation_batch_size):
             indices = order[first: first + args.generation_batch_size]
             batch = to_device(collator([rows[i] for i in indices]), device)
-            sequences = model.generate(**{key: batch[key] for key in CONTEXT_KEYS}, use_cache=setting["use_cache"], **generate_kwargs)
+            sequences = model.generate(**{key: batch[key] for key in CONTEXT_KEYS}, use_cache=setting["use_cache"],
+                                       graph_encodings=graphs, **generate_kwargs)
             for index, sequence in zip(indices, sequences.tolist()):
                 out[index] = [token for token in sequence if token != model.config.pad_token_id]
         synchronize(device)
@@ -328,6 +343,53 @@ def bench_latency(args, recommender: ConversationalRecommender) -> dict:
     return results
 
 
+GPU_PRESET = "configuration/reference_gpu.json"
+TODAY = {"batch_size": 32, "bf16": False, "frozen_graphs": False, "lr_scale_with_batch": "none"}  # the stage defaults before #26
+
+
+def bench_gpu_path(args, data, model, device) -> dict:
+    """Examples per second of each stage's training step, today's settings (``TODAY``: batch 32, float32, the
+    conversation stage re-encoding the frozen graphs every step) against the new path (``--gpu_preset``'s batch
+    size and bf16 per stage, the frozen graph encodings computed once and passed, ``--compile``: torch.compile),
+    alternated in rounds on the same batches' examples. Batches are collated before timing (on the device): the
+    step is measured, not the loader."""
+    preset = json.loads((REPO / args.gpu_preset).read_text(encoding="utf-8"))
+    conv_rows, rec_rows = data.split("train", "conv"), data.split("train", "rec")
+    stages = {"conversation": (conv_rows, "conv", partial(conversation_loss, logits_at_labels_only=True)),
+              "recommender": (rec_rows, "rec", recommendation_loss), "mim": (conv_rows, "rec", mim_loss)}
+    results = {}
+    for stage, (rows, task, loss) in stages.items():
+        new = {"batch_size": preset[stage].get("batch_size", 32), "bf16": bool(preset[stage].get("bf16", False)),
+               "frozen_graphs": stage == "conversation", "lr_scale_with_batch": preset[stage].get("lr_scale_with_batch", "none"),
+               "compile": args.compile}
+        settings = {"today": TODAY, "new_path": new}
+        examples = args.gpu_path_examples
+        batches = {name: spread_batches(rows, data.collator(task), EpochShuffleSampler(len(rows), args.seed), setting["batch_size"],
+                                        max(2, examples // setting["batch_size"]) + 1, device, args.seed)
+                   for name, setting in settings.items()}
+        model.freeze_recommender(stage == "conversation")
+        model.train()
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, fused=True)
+        compiled = torch.compile(model) if args.compile else None
+
+        def measure(name, setting, stage=stage, loss=loss, batches=batches, optimizer=optimizer, compiled=compiled):
+            compute_loss = loss
+            if setting["frozen_graphs"]:
+                with torch.no_grad():
+                    graphs = model.encode_graphs()  # once per stage (train_conversation)
+                compute_loss = partial(loss, graph_encodings=graphs)
+            return examples_per_second(model, optimizer, compute_loss, batches[name], device, setting["bf16"],
+                                       forward=compiled if setting.get("compile") else None)
+
+        print(f"{stage} training, examples/s (today vs new path):", flush=True)
+        rates = interleaved(settings, measure, args.repeats)
+        results[stage] = {"examples_per_second": rates, "settings": settings,
+                          "steps": {name: len(group) - 1 for name, group in batches.items()},
+                          "speedup": rates["new_path"]["best"] / rates["today"]["best"]}
+    model.freeze_recommender(False)
+    return {**results, "preset": args.gpu_preset, "compile": args.compile}
+
+
 # --------------------------------------------------------------------------- the estimate
 def full_preset_estimate(raw: dict, data: KGSFData, setting: str) -> dict:
     """Hours for configuration/full.json's schedule on the full train split, from the measured rates."""
@@ -364,7 +426,10 @@ def full_preset_estimate(raw: dict, data: KGSFData, setting: str) -> dict:
 # --------------------------------------------------------------------------- main
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument("--sections", nargs="+", default=list(DEFAULT_SECTIONS), choices=SECTIONS)
+    parser.add_argument("--gpu_preset", default=GPU_PRESET, help="gpu_path: the preset whose per-stage batch size and bf16 are the new path")
+    parser.add_argument("--gpu_path_examples", type=int, default=1024, help="gpu_path: timed examples per stage, setting and round")
+    parser.add_argument("--compile", action="store_true", help="gpu_path: the new path's training forward through torch.compile")
     parser.add_argument("--model", default=None, help="trained folder for generation and latency (default: the random model)")
     parser.add_argument("--model_config", default="configuration/kgsf_reference.json")
     parser.add_argument("--train_source", default="reconstructed")
@@ -394,12 +459,14 @@ def main(argv=None):
     model = build_model(data, ModelArguments(model_config=args.model_config), word_embeddings=False).to(device)
     output = REPO / args.output if not Path(args.output).is_absolute() else Path(args.output)
     previous = json.loads(output.read_text(encoding="utf-8")) if output.exists() else {}
-    raw = dict(previous.get("raw", {})) if set(args.sections) != set(SECTIONS) else {}
+    raw = dict(previous.get("raw", {})) if set(args.sections) != set(DEFAULT_SECTIONS) else {}
     started = time.time()
     if "train" in args.sections:
         raw["train"] = bench_train(args, data, model, device)
     if "recommender" in args.sections:
         raw["recommender"] = bench_recommender(args, data, model, device)
+    if "gpu_path" in args.sections:
+        raw["gpu_path"] = bench_gpu_path(args, data, model, device)
     if {"generation", "latency"} & set(args.sections):
         if args.model:
             recommender = ConversationalRecommender.from_pretrained(args.model, device=device)
@@ -415,6 +482,8 @@ def main(argv=None):
     results = {
         "conversation_train_speedup": raw["train"]["speedup"] if "train" in raw else None,
         "generation_speedup": raw["generation"]["speedup"] if "generation" in raw else None,
+        **({"gpu_path_speedup": {stage: raw["gpu_path"][stage]["speedup"] for stage in ("conversation", "recommender", "mim")}}
+           if "gpu_path" in raw else {}),
         "full_preset_full_data_hours_2cpu": None,
         "full_preset_full_data_hours_estimated": True,
         "raw": raw,
@@ -430,7 +499,7 @@ def main(argv=None):
         raw["estimate"] = {"after": estimate, "before": full_preset_estimate(raw, data, "before")}
         results["full_preset_full_data_hours_2cpu"] = round(estimate["hours"], 1)
         results["full_preset_full_data_hours_how"] = estimate["how"]
-    if previous and set(args.sections) != set(SECTIONS):
+    if previous and set(args.sections) != set(DEFAULT_SECTIONS):
         results["commands"] = [*previous.get("commands", [previous.get("command")]), results["command"]]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -22,6 +22,7 @@ STAGE_ARGUMENTS = {
     "conversation": (trainer.TrainingArguments, data.DataArguments, building.ModelArguments, stages.ConversationArguments),
     "evaluation": (evaluate_folder.EvaluationArguments, data.DataArguments),
 }
+SCHEDULE_KEYS = {"deadline_seconds", "evaluation_reserve_seconds", "protocols"}
 PRESETS = sorted(path for path in (ROOT / "configuration").glob("*.json") if "data" in json.loads(path.read_text()))
 
 
@@ -32,7 +33,9 @@ def test_the_presets_are_found():
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda path: path.name)
 def test_preset_parses_into_stage_arguments(preset):
     settings = json.loads(preset.read_text())
-    assert set(settings) <= {"data", "model", *STAGE_ARGUMENTS}, f"unknown sections in {preset.name}"
+    assert set(settings) <= {"data", "model", "schedule", *STAGE_ARGUMENTS}, f"unknown sections in {preset.name}"
+    # the section examples/run_gpu_schedule.py reads (run_pipeline.py ignores it)
+    assert set(settings.get("schedule", {})) <= SCHEDULE_KEYS, f"unknown schedule keys in {preset.name}"
     model = settings.get("model", {})
     if "model_config" in model:
         config_file = ROOT / model["model_config"]

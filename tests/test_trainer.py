@@ -151,3 +151,54 @@ def test_resume_after_sigkill(tmp_path):
     resumed = torch.load(Path(out) / "final.pt")
     for name, tensor in final_weights(reference).items():
         torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- the one path for CPU and GPU (issue #26)
+def test_learning_rate_scales_with_the_global_batch():
+    from training_kgsf.trainer import scaled_learning_rate
+
+    assert scaled_learning_rate(1e-3, 512, 32, "none") == 1e-3
+    assert scaled_learning_rate(1e-3, 512, 32, "linear") == pytest.approx(16e-3)
+    assert scaled_learning_rate(1e-3, 512, 32, "sqrt") == pytest.approx(4e-3)
+    with pytest.raises(ValueError, match="lr_scale_with_batch"):
+        scaled_learning_rate(1e-3, 512, 32, "cubic")
+
+
+def test_trainer_uses_the_scaled_learning_rate(tmp_path):
+    trainer = make_trainer(tmp_path, lr_scale_with_batch="linear", lr_reference_batch=4)  # batch 8 -> x2
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1) and trainer.learning_rate == pytest.approx(0.1)
+
+
+def test_logged_loss_is_the_mean_since_the_previous_line(tmp_path):
+    """The step keeps the loss on the device; every log_steps the mean of the window is written once."""
+    trainer = make_trainer(tmp_path, log_steps=5, num_epochs=2)
+    steps = []
+    inner = trainer.compute_loss
+
+    def compute_loss(model, batch):
+        loss, logs = inner(model, batch)
+        steps.append(loss.item())
+        return loss, {"twice": loss.detach() * 2}
+
+    trainer.compute_loss = compute_loss
+    trainer.train()
+    lines = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [5, 10]
+    assert [line["examples"] for line in lines] == [40, 80]  # 5 batches of 8
+    for line, first in zip(lines, (0, 5)):
+        assert line["loss"] == pytest.approx(sum(steps[first: first + 5]) / 5, rel=1e-6)
+        assert line["twice"] == pytest.approx(2 * line["loss"], rel=1e-6)
+
+
+def test_save_last_keeps_the_last_weights_beside_the_best(tmp_path):
+    trainer = make_trainer(tmp_path, scores=[0.5, 0.1, 0.2], num_epochs=3, save_last=True)
+    summary = trainer.train()
+    assert summary["best_step"] == 5 and summary["last_step"] == summary["steps"] == 15 and summary["last_score"] == 0.2
+    last = torch.load(tmp_path / "last" / "weights.pt")
+    for name, tensor in final_weights(trainer).items():
+        torch.testing.assert_close(last[name], tensor, rtol=0, atol=0)
+    assert not torch.equal(torch.load(tmp_path / "best" / "weights.pt")["linear.weight"], last["linear.weight"])
+    # examples per second of the training steps: evaluations and saves are left out
+    assert summary["examples_seen"] == 120 and summary["epochs_seen"] == 3.0
+    assert summary["examples_per_second"] == pytest.approx(120 / (summary["train_seconds"] - summary["overhead_seconds"]), rel=0.1)  # seconds rounded to 1 ms
+    assert 0 < summary["overhead_seconds"] < summary["train_seconds"]

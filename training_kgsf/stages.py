@@ -78,10 +78,11 @@ def pretrain_mim(argv=None) -> dict:
 # Stage 2: the recommender
 # ------------------------------------------------------------------------------------------------
 def recommendation_loss(model, batch):
+    """L_rec + λ·L_MIM of a batch; the two terms are logged as tensors (the trainer reads them every ``log_steps``)."""
     outputs = model(**{key: batch[key] for key in REC_KEYS})
-    logs = {"rec": outputs.rec_loss.item()}
+    logs = {"rec": outputs.rec_loss.detach()}
     if outputs.mim_loss is not None:
-        logs["mim"] = outputs.mim_loss.item()
+        logs["mim"] = outputs.mim_loss.detach()
     return outputs.loss, logs
 
 
@@ -190,9 +191,11 @@ def train_conversation(argv=None) -> dict:
                                                graph_encodings=frozen_graphs),
                           evaluate=evaluate, score=score, lengths=context_lengths(train_rows))
     if accelerator.is_main_process:
-        summary["item_slots"] = calibrate_saved_item_slots(Path(training_args.output_dir) / "best", eval_rows, data.collator("conv"),
-                                                           training_args.batch_size)
-        accelerator.print(f"[conversation] item slots: {summary['item_slots']}")
+        for kept in ("best", "last") if training_args.save_last else ("best",):
+            key = "item_slots" if kept == "best" else "last_item_slots"
+            summary[key] = calibrate_saved_item_slots(Path(training_args.output_dir) / kept, eval_rows, data.collator("conv"),
+                                                      training_args.batch_size, accelerator.device)
+            accelerator.print(f"[conversation] item slots of {kept}/: {summary[key]}")
     accelerator.wait_for_everyone()
     return summary
 
@@ -200,21 +203,32 @@ def train_conversation(argv=None) -> dict:
 CALIBRATION_ROWS = 256  # validation turns generated per pass when checking the bias with the model's own decoding
 
 
-def calibrate_saved_item_slots(folder: Path, rows, collator, batch_size: int) -> dict | None:
+class _OnDevice:
+    """A loader whose batches are moved to ``device`` (iterable again)."""
+
+    def __init__(self, loader, device):
+        self.loader, self.device = loader, device
+
+    def __iter__(self):
+        return ({key: value.to(self.device) for key, value in batch.items()} for batch in self.loader)
+
+
+def calibrate_saved_item_slots(folder: Path, rows, collator, batch_size: int, device="cpu") -> dict | None:
     """Set ``item_slot_bias`` in a saved folder's ``generation_config.json`` so that its replies name items
     about as often as the human ones of ``rows``: the teacher-forced estimate
     (:func:`generation_kgsf.calibrate_item_slot_bias`, greedy's), then raised until the model's own
     decoding (beam search by default) reaches the human share on the first ``CALIBRATION_ROWS`` rows
     (:func:`generation_kgsf.calibrate_item_slot_bias_by_generation`); None when the folder is missing or
-    its model has no item tokens."""
+    its model has no item tokens. ``device``: where the model runs (the stage's)."""
     if not (folder / "config.json").is_file():
         return None
-    model = KGSFForConversationalRecommendation.from_pretrained(folder)
+    model = KGSFForConversationalRecommendation.from_pretrained(folder).to(device)
     if not bool(model.kgsf.item_token_vocab_mask.any()):
         return None
-    loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collator)
+    loader = _OnDevice(DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collator), device)
     result = calibrate_item_slot_bias(model, loader)
-    sample = DataLoader(rows.select(range(min(CALIBRATION_ROWS, len(rows)))), batch_size=batch_size, shuffle=False, collate_fn=collator)
+    sample = _OnDevice(DataLoader(rows.select(range(min(CALIBRATION_ROWS, len(rows)))), batch_size=batch_size, shuffle=False,
+                                  collate_fn=collator), device)
     generated = calibrate_item_slot_bias_by_generation(model, sample, target=result["human_item_ratio"], start=result["item_slot_bias"])
     result.update(teacher_forced_bias=result["item_slot_bias"], item_slot_bias=generated["item_slot_bias"],
                   generated_item_ratio=generated["generated_item_ratio"], generation_passes=generated["passes"])

@@ -26,7 +26,14 @@ What the loop adds on top of Accelerate:
 * evaluation every ``eval_steps`` and at the end of each epoch, early stopping with ``patience``,
   and the best weights kept as a ``save_pretrained`` folder;
 * a tqdm progress bar with loss and throughput; JSON-lines logs of the training loss
-  (``train_log.jsonl``, every ``log_steps``) and of every evaluation (``metrics.jsonl``);
+  (``train_log.jsonl``, every ``log_steps``: the mean since the previous line, summed on the device,
+  so the step itself never waits for a GPU) and of every evaluation (``metrics.jsonl``);
+* one path for a CPU and a GPU: bf16 autocast (``bf16``), fused Adam, batches pinned and copied
+  without blocking on a GPU, prepared ahead by ``num_workers`` processes (``prefetch_batches``
+  each), ``torch_compile``, and the learning rate scaled for a larger batch
+  (``lr_scale_with_batch``); the summary reports the training examples per second (evaluations,
+  saves and checkpoints left out);
+* ``save_last``: the last step's weights as a model folder ``last/`` beside ``best/``;
 * ``max_steps`` and ``time_budget`` (seconds) for short runs;
 * several processes (DDP): parameters that get no gradient in a stage (the decoder while the
   recommender trains, the recommender while MIM pre-trains...) are found with one probe step
@@ -50,7 +57,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
@@ -83,6 +90,19 @@ class TrainingArguments:
                 "batch order. Off by default: in ReDial a context's length is its turn's position, and batches of "
                 "similar turns raised the validation perplexity after one epoch by a quarter (docs/RESULTS.md). Used by "
                 "the stages that give lengths (the conversation stage); the others shuffle as without it."})
+    lr_scale_with_batch: str = field(default="none", metadata={
+        "help": "Scale --learning_rate with the global batch (batch_size x processes) against --lr_reference_batch: 'none', "
+                "'linear' (lr x batch / reference) or 'sqrt' (lr x sqrt(batch / reference), the usual rule for Adam). For a "
+                "larger batch on a GPU: docs/results/lr_scaling_cpu.json compares the loss per example seen."})
+    lr_reference_batch: int = field(default=32, metadata={"help": "The batch --learning_rate was tuned for (the reference's 32)."})
+    torch_compile: bool = field(default=False, metadata={
+        "help": "Run the training forward through torch.compile (the model's evaluation and saving are untouched). Off by "
+                "default: measure it first (benchmarks/bench_throughput.py --compile)."})
+    prefetch_batches: int = field(default=2, metadata={
+        "help": "Batches each DataLoader worker prepares ahead (prefetch_factor; with --num_workers > 0). On a GPU the "
+                "batches are also pinned and copied without blocking."})
+    save_last: bool = field(default=False, metadata={
+        "help": "Also save the weights of the last step as a model folder in <output_dir>/last (beside best/)."})
     deterministic_algorithms: bool = field(default=True, metadata={
         "help": "torch.use_deterministic_algorithms(True, warn_only=True) for the stage: without it, float sums of the "
                 "graph/attention kernels may differ in the last bit from run to run on a CPU (measured), so the same seed "
@@ -106,8 +126,24 @@ def make_accelerator(args: TrainingArguments | None = None) -> Accelerator:
     """
     find_unused = bool(args and args.ddp_find_unused_parameters)
     several_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    # on a GPU the batches come from pinned memory (StageTrainer) and are copied without blocking the host
     return Accelerator(cpu=several_processes and not torch.cuda.is_available(),
+                       dataloader_config=DataLoaderConfiguration(non_blocking=torch.cuda.is_available()),
                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)])
+
+
+LR_SCALINGS = ("none", "linear", "sqrt")
+
+
+def scaled_learning_rate(learning_rate: float, global_batch: int, reference_batch: int = 32, rule: str = "none") -> float:
+    """``learning_rate`` for a global batch of ``global_batch`` examples, tuned at ``reference_batch``:
+    unchanged (``none``), times ``global_batch / reference_batch`` (``linear``) or its square root (``sqrt``)."""
+    if rule not in LR_SCALINGS:
+        raise ValueError(f"--lr_scale_with_batch must be one of {LR_SCALINGS}, got {rule!r}")
+    if reference_batch <= 0:
+        raise ValueError(f"--lr_reference_batch must be positive, got {reference_batch}")
+    ratio = global_batch / reference_batch
+    return learning_rate * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[rule]
 
 
 def freeze_unused_parameters(model: torch.nn.Module, compute_loss: Callable, batch: dict) -> list[str]:
@@ -190,6 +226,8 @@ class LoopState:
     evaluations_without_improvement: int = 0
     last_evaluated_step: int = -1
     stopped_early: bool = False
+    examples_seen: int = 0
+    overhead_seconds: float = 0.0  # of elapsed_seconds: evaluations, best/ saves and checkpoints
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -197,6 +235,29 @@ class LoopState:
     def load_state_dict(self, state: dict) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+
+
+class LossWindow:
+    """The losses (and tensor logs) of the steps since the last log line, summed on their device: the
+    step never waits for the device; :meth:`means` reads it once and starts a new window."""
+
+    def __init__(self):
+        self.loss, self.logs, self.counts, self.steps = None, {}, {}, 0
+
+    def add(self, loss: torch.Tensor, logs: dict) -> None:
+        loss = loss.detach()
+        self.loss = loss if self.loss is None else self.loss + loss
+        self.steps += 1
+        for key, value in logs.items():
+            value = value.detach() if torch.is_tensor(value) else value
+            self.logs[key] = value if key not in self.logs else self.logs[key] + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self) -> tuple[float, dict]:
+        loss = float(self.loss) / self.steps if self.steps else float("nan")
+        logs = {key: float(value) / self.counts[key] for key, value in self.logs.items()}
+        self.__init__()
+        return loss, logs
 
 
 class StageTrainer:
@@ -246,12 +307,16 @@ class StageTrainer:
             self.sampler = LengthGroupedSampler(lengths, args.batch_size, args.seed)
         else:
             self.sampler = EpochShuffleSampler(len(train_dataset), args.seed)
+        workers = args.num_workers > 0
         dataloader = DataLoader(
             train_dataset,
             batch_size=args.batch_size,
             sampler=self.sampler,
             collate_fn=collate_fn,
             num_workers=args.num_workers,
+            pin_memory=self.accelerator.device.type == "cuda",  # page-locked: the copy to the GPU does not block
+            persistent_workers=workers,  # not restarted every epoch
+            prefetch_factor=args.prefetch_batches if workers else None,
             # a private generator: starting an iterator must not draw from the global RNG, or a
             # resumed run (which starts its iterator after restoring the RNG) would diverge
             generator=torch.Generator().manual_seed(args.seed),
@@ -265,9 +330,16 @@ class StageTrainer:
         parameters = [p for p in model.parameters() if p.requires_grad]
         if not parameters:
             raise ValueError(f"stage '{stage}': the model has no trainable parameters")
-        # fused Adam: on a CPU it is ~7x faster than the default over the 74M featureless R-GCN weights
-        optimizer = torch.optim.Adam(parameters, lr=args.learning_rate, fused=True)
+        self.learning_rate = scaled_learning_rate(args.learning_rate, args.batch_size * self.accelerator.num_processes,
+                                                  args.lr_reference_batch, args.lr_scale_with_batch)
+        # fused Adam (one kernel for all parameters, CPU and CUDA): on a CPU it is ~7x faster than the default over the
+        # 74M featureless R-GCN weights
+        optimizer = torch.optim.Adam(parameters, lr=self.learning_rate, fused=True)
         self.model, self.optimizer, self.dataloader = self.accelerator.prepare(model, optimizer, dataloader)
+        # what the training step calls: the model, or its compiled forward (the same parameters); evaluation and saving
+        # use self.model
+        self.train_model = torch.compile(self.model) if args.torch_compile else self.model
+        self.last_metrics: dict = {}
         self.accelerator.register_for_checkpointing(self.state)
 
     # ---------------------------------------------------------------- checkpoints
@@ -314,9 +386,10 @@ class StageTrainer:
         return self.output_dir / "metrics.jsonl"
 
     def log_training(self, loss: float, logs: dict, examples_per_second: float) -> None:
-        """One JSON line every ``log_steps`` steps in ``train_log.jsonl`` (the training curves)."""
+        """One JSON line every ``log_steps`` steps in ``train_log.jsonl`` (the training curves): the mean loss
+        (and logs) of the steps since the previous line, and the examples seen so far."""
         if self.accelerator.is_main_process:
-            record = {"step": self.state.step, "epoch": self.state.epoch, "loss": loss, **logs,
+            record = {"step": self.state.step, "epoch": self.state.epoch, "examples": self.state.examples_seen, "loss": loss, **logs,
                       "examples_per_second": round(examples_per_second, 2)}
             with (self.output_dir / "train_log.jsonl").open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
@@ -324,11 +397,19 @@ class StageTrainer:
     # ---------------------------------------------------------------- evaluation
 
     def run_evaluation(self) -> dict:
+        started = time.time()
+        try:
+            return self._run_evaluation()
+        finally:
+            self.state.overhead_seconds += time.time() - started
+
+    def _run_evaluation(self) -> dict:
         self.model.eval()
         with torch.no_grad():
             metrics = self.evaluate_fn(self.model, self.accelerator)
         self.model.train()
         score = self.score(metrics)
+        self.last_metrics = metrics
         self.state.last_evaluated_step = self.state.step
         record = {"stage": self.stage, "step": self.state.step, "epoch": self.state.epoch, "score": score, **metrics}
         improved = score > self.state.best_score
@@ -374,6 +455,7 @@ class StageTrainer:
             disable=not self.accelerator.is_local_main_process,
             dynamic_ncols=True,
         )
+        window = LossWindow()
         while not finished and state.epoch < args.num_epochs:
             self.dataloader.set_epoch(state.epoch)
             batches = self.dataloader
@@ -382,20 +464,24 @@ class StageTrainer:
             examples_seen, window_start = 0, time.time()
             for batch in batches:
                 with torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16, enabled=args.bf16):
-                    loss, logs = self.compute_loss(self.model, batch)
+                    loss, logs = self.compute_loss(self.train_model, batch)
                 self.accelerator.backward(loss)
                 if args.max_grad_norm > 0:
                     self.accelerator.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
+                window.add(loss, logs)  # on the device: no host synchronisation in the step
                 state.step += 1
                 state.step_in_epoch += 1
-                examples_seen += next(iter(batch.values())).shape[0] * self.accelerator.num_processes
+                batch_examples = next(iter(batch.values())).shape[0] * self.accelerator.num_processes
+                examples_seen += batch_examples
+                state.examples_seen += batch_examples
                 progress.update(1)
                 if state.step % args.log_steps == 0:
+                    mean_loss, mean_logs = window.means()  # the one read of the device every log_steps steps
                     throughput = examples_seen / max(time.time() - window_start, 1e-9)
-                    progress.set_postfix(loss=f"{loss.item():.4f}", ex_per_s=f"{throughput:.1f}", **{k: f"{v:.4f}" for k, v in logs.items()})
-                    self.log_training(loss.item(), logs, throughput)
+                    progress.set_postfix(loss=f"{mean_loss:.4f}", ex_per_s=f"{throughput:.1f}", **{k: f"{v:.4f}" for k, v in mean_logs.items()})
+                    self.log_training(mean_loss, mean_logs, throughput)
                 if args.eval_steps and state.step % args.eval_steps == 0:
                     self.run_evaluation()
                     if args.patience and state.evaluations_without_improvement >= args.patience:
@@ -404,6 +490,7 @@ class StageTrainer:
                     state.elapsed_seconds += time.time() - started
                     started = time.time()
                     self.save_checkpoint()
+                    state.overhead_seconds += time.time() - started
                 if finished or self.out_of_budget(started):
                     finished = True
                     break
@@ -422,8 +509,17 @@ class StageTrainer:
         if args.checkpoint_steps and (latest is None or latest.name != f"step_{state.step}"):
             self.save_checkpoint()
         best = self.output_dir / "best"
+        training_seconds = max(state.elapsed_seconds - state.overhead_seconds, 1e-9)
         summary = {"stage": self.stage, "best_step": state.best_step, "best_score": state.best_score, "steps": state.step,
-                   "epochs": state.epoch, "train_seconds": round(state.elapsed_seconds, 1), "best_model": str(best)}
+                   "epochs": state.epoch, "epochs_seen": round(state.examples_seen / max(1, len(self.dataloader.dataset)), 4),
+                   "train_seconds": round(state.elapsed_seconds, 3),
+                   "overhead_seconds": round(state.overhead_seconds, 3), "examples_seen": state.examples_seen,
+                   "examples_per_second": round(state.examples_seen / training_seconds, 2),
+                   "learning_rate": self.learning_rate, "best_model": str(best)}
+        if args.save_last:  # the weights of the last step (evaluated above), beside best/
+            self.save(self.output_dir / "last", self.last_metrics)
+            summary.update(last_step=state.step, last_score=self.score(self.last_metrics) if self.last_metrics else None,
+                           last_model=str(self.output_dir / "last"))
         if self.accelerator.is_main_process:
             (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         return summary
