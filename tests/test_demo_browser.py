@@ -20,7 +20,7 @@ pytest.importorskip("gradio", reason="pip install 'kgsf[demo]'")
 pytest.importorskip("selenium")
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -61,7 +61,9 @@ def browser():
 
 
 def wait_for(driver, condition, message: str, timeout: float = WAIT):
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d), message=message)
+    # a message re-rendered between finding it and reading its text is stale: poll again
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: condition(d), message=message)
 
 
 def bot_messages(driver) -> list[str]:
