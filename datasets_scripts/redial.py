@@ -338,8 +338,28 @@ def _train_source_files(root: Path, train_source: str) -> list[Path]:
     return [paths.data_file(name, root) for name in names]
 
 
-def _cache_key(files: list[Path], train_source: str) -> str:
+def resolve_turn_order_method(turn_order_method: str | None, train_source: str) -> str | None:
+    """The merge that rebuilds the reconstructed conversations' turn order: ``turn_order_method``
+    (:data:`datasets_scripts.turn_order.MERGE_METHODS`) or, when ``None``, the loader's
+    :data:`~datasets_scripts.turn_order.DEFAULT_METHOD`; ``None`` for sources that rebuild nothing
+    (where giving a method is a ``ValueError``)."""
+    if train_source != "reconstructed":
+        if turn_order_method is not None:
+            raise ValueError(f"turn_order_method applies to train_source='reconstructed' only, not {train_source!r}")
+        return None
+    from . import turn_order
+
+    if turn_order_method is None:
+        return turn_order.DEFAULT_METHOD
+    if turn_order_method not in turn_order.MERGE_METHODS:
+        raise ValueError(f"unknown turn_order_method {turn_order_method!r}; expected one of {', '.join(turn_order.MERGE_METHODS)}")
+    return turn_order_method
+
+
+def _cache_key(files: list[Path], train_source: str, turn_order_method: str | None = None) -> str:
     extra = [f"processing={PROCESSING_VERSION}", f"train_source={train_source}"]
+    if turn_order_method is not None:  # the rows of the reconstructed conversations depend on the merge
+        extra.append(f"turn_order_method={turn_order_method}")
     module = _recover_module() if train_source == "recovered" else None
     if module is not None:
         extra.append(hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest())
@@ -362,8 +382,10 @@ def _add_statistics(total: dict, part: dict) -> None:
             total[key] = total.get(key, 0) + value
 
 
-def _train_conversations(train_source: str, conversations: dict[str, list[dict]], split_files: dict[str, list[Path]], root: Path, cache_root: Path, statistics: dict) -> dict[str, list[dict]]:
-    """Training conversations per source (``release`` = the train files) for ``train_source``."""
+def _train_conversations(train_source: str, conversations: dict[str, list[dict]], split_files: dict[str, list[Path]], root: Path, cache_root: Path, statistics: dict,
+                         turn_order_method: str | None = None) -> dict[str, list[dict]]:
+    """Training conversations per source (``release`` = the train files) for ``train_source``;
+    ``turn_order_method``: the merge of the reconstructed ones (:func:`resolve_turn_order_method`)."""
     sources = {"release": conversations["train"]}
     recovered_stats = {"included": False}
     if train_source == "recovered":
@@ -376,7 +398,8 @@ def _train_conversations(train_source: str, conversations: dict[str, list[dict]]
         from . import turn_order
 
         extra, statistics["turn_order"] = turn_order.train_sources(
-            root, conversations["train"], conversations["validation"], conversations["test"], reconstruct=train_source == "reconstructed")
+            root, conversations["train"], conversations["validation"], conversations["test"], reconstruct=train_source == "reconstructed",
+            method=turn_order_method or turn_order.DEFAULT_METHOD)
         sources.update(extra)
     statistics["recovered"] = recovered_stats
     statistics["train_conversations_from_files"] = len(conversations["train"])
@@ -394,6 +417,7 @@ def load_redial(
     return_statistics: bool = False,
     overwrite_cache: bool = False,
     train_source: str | None = None,
+    turn_order_method: str | None = None,
 ):
     """The processed ReDial splits as a ``DatasetDict`` (train / validation / test).
 
@@ -407,6 +431,10 @@ def load_redial(
     the file, the id and the split: :func:`refuse_held_out_conversations`). ``include_recovered``
     is the older switch: ``False`` means ``"release"`` when no ``train_source`` is given, ``True``
     the default source. Per-source statistics are in ``statistics["train_sources"]``.
+    ``turn_order_method`` (``"reconstructed"`` only): how the two message lists of a reconstructed
+    conversation are merged (:data:`datasets_scripts.turn_order.MERGE_METHODS`; ``None``: the
+    loader's default, ``turn_order.DEFAULT_METHOD``); the cache key includes it, the statistics
+    record it (``statistics["turn_order"]["method"]``).
     With ``return_statistics`` the result is ``(dataset_dict, statistics)``; statistics are also
     stored as ``statistics.json`` next to the cached dataset.
     """
@@ -427,8 +455,9 @@ def load_redial(
     ] + [paths.data_file(f"{paths.KGSF_PICKLE_DIR}/{name}", root) for name in ("entity2entityId.pkl", "id2entity.pkl", "movie_ids.pkl", "subkg.pkl")]
     all_files = [file for files in split_files.values() for file in files] + resource_files
     train_source = resolve_train_source(train_source, include_recovered)
+    turn_order_method = resolve_turn_order_method(turn_order_method, train_source)
     all_files += _train_source_files(root, train_source)
-    target = cache_root / "processed" / _cache_key(all_files, train_source)
+    target = cache_root / "processed" / _cache_key(all_files, train_source, turn_order_method)
     statistics_file = target / "statistics.json"
 
     if statistics_file.exists() and not overwrite_cache:
@@ -443,7 +472,7 @@ def load_redial(
                                           {split: conversations[split] for split in ("validation", "test")})
         statistics = {"processing_version": PROCESSING_VERSION, "files": {s: [str(f) for f in fs] for s, fs in split_files.items()}}
         statistics["train_source"] = train_source
-        train_sources = _train_conversations(train_source, conversations, split_files, root, cache_root, statistics)
+        train_sources = _train_conversations(train_source, conversations, split_files, root, cache_root, statistics, turn_order_method)
         splits = {}
         for split in SPLITS:
             if split == "train":

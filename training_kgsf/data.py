@@ -33,6 +33,10 @@ class DataArguments:
         "help": "ReDial training conversations: release (500), recovered (+842 rebuilt from UniCRS samples), ordered (+ the "
                 "ordered CFCRS/lmh85 ones: 1,822), reconstructed (+ every other train conversation, turn order rebuilt: "
                 "9,095; the default). See docs/DATA.md."})
+    turn_order_method: str | None = field(default=None, metadata={
+        "help": "With --train_source reconstructed: how the two message lists of a rebuilt conversation are merged "
+                "(learned_merge, next_message, next_message_mbr; default: the loader's, next_message_mbr). The processed "
+                "split is cached per method. See docs/DATA.md, 'Train sources and turn-order reconstruction'."})
     max_train_examples: int = field(default=-1, metadata={"help": "Use only the first N training examples (-1: all)."})
     max_train_conversations: int = field(default=-1, metadata={
         "help": "Train on a random subset of N training conversations (-1: all), drawn with a fixed seed so that smaller "
@@ -65,7 +69,7 @@ class KGSFData:
             self.splits, self.data_statistics = load_redial(
                 data_args.data_dir, cache_dir=data_args.cache_dir, train_files=data_args.train_files,
                 include_recovered=data_args.include_recovered, train_source=data_args.train_source,
-                resources=self.resources, return_statistics=True,
+                turn_order_method=data_args.turn_order_method, resources=self.resources, return_statistics=True,
             )
             self.dataset_name = "ReDial"
         if data_args.max_train_conversations > 0:
@@ -104,7 +108,8 @@ class KGSFData:
             "samples": {name: len(rows) for name, rows in self.splits.items()},
             "conversations": {name: len(set(rows["conversation_id"])) for name, rows in self.splits.items()},
             "include_recovered": self.args.include_recovered,
-            **({"train_sources": self.data_statistics.get("train_sources")} if not self.args.dataset_dir else {}),
+            **({"train_sources": self.data_statistics.get("train_sources"),
+                "turn_order_method": (self.data_statistics.get("turn_order") or {}).get("method")} if not self.args.dataset_dir else {}),
         }
 
 
