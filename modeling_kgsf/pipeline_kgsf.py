@@ -453,9 +453,7 @@ class ConversationalRecommender:
         if self._proximity is None:
             kgsf = self.model.kgsf
             self._proximity = prefs.GraphProximity.from_graph(kgsf.dbpedia_edge_index, kgsf.dbpedia_edge_type, kgsf.item_entity_ids,
-                                                              self.model.config.n_entity,
-                                                              genre_relations=prefs.genre_relation_ids(self.resources.relation_names),
-                                                              relation_names=self.resources.relation_names,
+                                                              self.model.config.n_entity, relation_names=self.resources.relation_names,
                                                               entity_uris=self.resources.entities.entity_to_uri)
         return self._proximity
 

@@ -206,8 +206,8 @@ class GraphProximity:
     ``edge_index`` / ``edge_type``: the model's ``dbpedia_edge_index`` / ``dbpedia_edge_type``
     buffers (both directions present); ``item_entity_ids``: the model's item list (item index =
     position). ``relations``: relation ids to use (None: all). ``genre_relations``: relation ids
-    whose objects are genres (:func:`genre_relation_ids` of the relation names; None or empty:
-    no genres). ``relation_names`` (relation id -> name): the :data:`PERSON_RELATIONS` edges give
+    whose objects are genres (None: :func:`genre_relation_ids` of ``relation_names``; empty: no
+    genres). ``relation_names`` (relation id -> name): the :data:`PERSON_RELATIONS` edges give
     each person's films (:meth:`films_of`); ``entity_uris``: the family and adult genres
     (:func:`audience_genre_ids`).
     """
@@ -232,6 +232,8 @@ class GraphProximity:
     def from_graph(cls, edge_index: torch.Tensor, edge_type: torch.Tensor, item_entity_ids, num_nodes: int,
                    relations: set[int] | None = None, genre_relations: set[int] | None = None,
                    relation_names=None, entity_uris=None) -> "GraphProximity":
+        if genre_relations is None:  # the GENRE_RELATIONS among the relation names, when given
+            genre_relations = genre_relation_ids(relation_names)
         source, target = (t.cpu().numpy().astype(np.int64) for t in (edge_index[0], edge_index[1]))
         types = edge_type.cpu().numpy()
         items = np.asarray(item_entity_ids.tolist() if torch.is_tensor(item_entity_ids) else list(item_entity_ids), dtype=np.int64)
