@@ -25,9 +25,13 @@ Measures, on a trained folder (any stage's ``best/``):
   times the recommender's first choice, whichever is higher), counted per ranking
   (:data:`RANKINGS`), with those that are films of a person the request names apart, and the
   ``candidates`` sweep (N) for KG-consistency and the like-<film> share;
+* **children requests**: with the folder's ``item_cues.json``, films that go with children asked
+  for as "My kids love <title>, anything similar?" and "something like <title>": the share of the
+  top 10 the cues rule out for children and the share going with children, without and with the
+  audience terms (:func:`children_requests`);
 * **issue requests**: the top 10 of the requests of issues #25 and #27, per ranking;
 * **official recall@1/10/50** on the test split (rows of ``datasets_scripts.redial.load_redial``),
-  without and with the ranking term, and on the validation split for the weight sweep (the
+  without and with the ranking term (and with negation and the audience terms), and on the validation split for the weight sweep (the
   defaults were chosen on validation and on the synthetic requests only, never on test).
 """
 from __future__ import annotations
@@ -51,6 +55,7 @@ from modeling_kgsf.linking_kgsf import EntityLinker, name_from_uri
 ROOT = Path(__file__).resolve().parents[1]
 ANNOTATED = "wxl1999-CFCRS/data/redial/valid_data.jsonl"
 WEIGHTS = (0.0, 2.0, 4.0, 8.0, 12.0)
+LIFT_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # nats per unit of log lift of the audience bonus (validation sweep)
 CANDIDATES = (20, 50, 100, 200, 500, 0)  # N of the pool the graph terms re-order (0: every item, the former additive term)
 # Floor on the recommender's probability of a top-10 item: the higher of the uniform share 1 / n_item
 # (.000144 on ReDial's 6,924 items: below it the recommender finds the item less likely than a blind
@@ -75,6 +80,7 @@ ISSUE_REQUESTS = {
                            "Then try Inception.", "Anything with time travel?"],
     "hate_horror": ["I hate horror movies. I want something uplifting and funny."],
     "knives_out_joker": ["I liked Knives Out and Joker, any mystery thriller?"],
+    "kids_tonight": ["I need a movie for my kids tonight"],
 }
 _MOVIE = re.compile(r"@(\d+)")
 _YEAR_SUFFIX = re.compile(r"\s*\(\s*\d{4}\s*\)\s*$")
@@ -223,13 +229,20 @@ class Scorer:
         return rows, rejected_sets, self.logits(rows)
 
     def top(self, logits: torch.Tensor, row: dict, rejected: set[int], weight: float, negative_weight: float, k: int = 10,
-            candidates: int = prefs.DEFAULT_CANDIDATES, pool_floor: float | None = prefs.POOL_FLOOR) -> list[int]:
+            candidates: int = prefs.DEFAULT_CANDIDATES, pool_floor: float | None = prefs.POOL_FLOOR, audience: dict | None = None) -> list[int]:
+        """The top ``k`` item indices; ``audience``: the pipeline's item-cue terms for the request
+        (:meth:`ConversationalRecommender.audience`), none by default."""
         index = self.crs.item_index_of_entity
         mentioned = [index[e] for e in row.get("mentioned_items", row["context_items"]) if e in index]
         ranking = prefs.adjust_scores(logits, self.proximity, row["context_entities"], rejected, weight, negative_weight,
-                                      candidates=candidates, excluded=mentioned, pool_floor=pool_floor)
+                                      candidates=candidates, excluded=mentioned, pool_floor=pool_floor, **(audience or {}))
         ranking[mentioned] = float("-inf")
         return torch.topk(ranking, k).indices.tolist()
+
+    def floor(self, logits: torch.Tensor, row: dict, rejected: set[int]) -> float:
+        """The probability floor of one request (:data:`FLOOR_TIMES_UNIFORM`, :data:`FLOOR_TO_TOP`)."""
+        own = torch.softmax(logits.float(), -1)[self.top(logits, row, rejected, 0.0, 0.0)]  # the recommender's own top 10
+        return min(max(self.chance_floor, FLOOR_TO_TOP * float(own.max())), float(own.min()))
 
     def ranked(self, name: str, logits: torch.Tensor, row: dict, rejected: set[int]) -> list[int]:
         """The top 10 of one of :data:`RANKINGS`, counted against the floor."""
@@ -238,8 +251,7 @@ class Scorer:
                        prefs.DEFAULT_NEGATIVE_WEIGHT if negative_weight is None else negative_weight,
                        candidates=prefs.DEFAULT_CANDIDATES if candidates is None else candidates, pool_floor=pool_floor)
         probabilities = torch.softmax(logits.float(), -1)
-        own = probabilities[self.top(logits, row, rejected, 0.0, 0.0)]  # the recommender's own top 10, mentioned items left out
-        floor = min(max(self.chance_floor, FLOOR_TO_TOP * float(own.max())), float(own.min()))
+        floor = self.floor(logits, row, rejected)
         below = [i for i in top if probabilities[i] < floor]
         named = {int(f) for e in row["context_entities"] if not self.proximity.is_item(e) for f in self.proximity.films_of(e)}
         counts = self.floor_counts.setdefault(name, [0, 0, 0, 0])
@@ -349,6 +361,50 @@ def like_film(scorer: Scorer, crs, max_films: int) -> dict:
     return result
 
 
+CHILDREN_TEMPLATES = ("My kids love {title}, anything similar?", "Can you recommend something like {title}?")
+
+
+def children_requests(scorer: Scorer, crs, max_films: int, min_conversations: int = 10) -> dict:
+    """Requests about children, judged by the folder's own item cues (``item_cues.json``,
+    :class:`~modeling_kgsf.preferences_kgsf.ItemCues`): a seeded sample of ``max_films`` of the films
+    that go with ``"children"`` (named in at least ``min_conversations`` training conversations),
+    each in :data:`CHILDREN_TEMPLATES`; over the top 10 of the default ranking without and with the
+    audience terms: the share of items the cues rule out for children (horror films, films seldom
+    named with children), the share that go with children, and the items below the probability
+    floor (the terms act inside the recommender's pool: they must add none)."""
+    cues = crs.processor.item_cues
+    if cues is None:
+        return {"item_cues": False}
+    films = [i for i in range(len(cues.item_conversations))
+             if cues.goes_with("children")[i] and cues.item_conversations[i] >= min_conversations]
+    random.Random(0).shuffle(films)
+    films = films[:max_films]
+    items = crs.model.kgsf.item_entity_ids.tolist()
+    ruled_out, goes_with = cues.ruled_out({"children"}).bool(), cues.goes_with("children")
+    result = {"item_cues": True, "conversations": cues.conversations, "cue_conversations": cues.cue_conversations,
+              "films_going_with_children": int(goes_with.sum()), "ruled_out_for_children": int(ruled_out.sum()),
+              "films": len(films), "min_conversations": min_conversations, "seed": 0, "examples": [crs.entity_name(items[i]) for i in films[:10]]}
+    for template in CHILDREN_TEMPLATES:
+        texts = [template.format(title=crs.entity_name(items[i])) for i in films]
+        rows, rejected, logits = scorer.requests(texts)
+        entry = {}
+        for label, audience in (("without", False), ("with", True)):
+            out, kids, below, count = 0, 0, 0, 0
+            for text, row, rej, logit in zip(texts, rows, rejected, logits):
+                terms = crs.audience([("seeker", text)], row) if audience else None
+                top = scorer.top(logit, row, rej, prefs.DEFAULT_PROXIMITY_WEIGHT, prefs.DEFAULT_NEGATIVE_WEIGHT, audience=terms)
+                probabilities = torch.softmax(logit.float(), -1)
+                floor = scorer.floor(logit, row, rej)
+                out += sum(bool(ruled_out[i]) for i in top)
+                kids += sum(bool(goes_with[i]) for i in top)
+                below += sum(float(probabilities[i]) < floor for i in top)
+                count += len(top)
+            entry[label] = {"ruled_out_share@10": round(out / max(1, count), 4), "going_with_children_share@10": round(kids / max(1, count), 4),
+                            "below_floor": below}
+        result[template] = entry
+    return result
+
+
 def issue_requests(crs) -> dict:
     """The top 10 of the requests of issues #25 and #27 under each ranking of :data:`RANKINGS`."""
     out = {}
@@ -357,7 +413,8 @@ def issue_requests(crs) -> dict:
         for name, (weight, negative_weight, candidates, pool_floor) in RANKINGS.items():
             if pool_floor is not None:  # not a pipeline switch
                 continue
-            ranked = crs.recommend(turns, k=10, explain=False, proximity_weight=weight, negative_weight=negative_weight, candidates=candidates)
+            ranked = crs.recommend(turns, k=10, explain=False, proximity_weight=weight, negative_weight=negative_weight, candidates=candidates,
+                                   audience=name == "default")  # the item cues are the default's only
             out[label][name] = [f"{r.title} ({r.score:.4f})" for r in ranked]
     return out
 
@@ -394,38 +451,44 @@ def love_hate(scorer: Scorer, crs, weight: float, negative_weight: float) -> dic
     return out
 
 
-def official_recall(scorer: Scorer, split_rows, weights, negation: bool, candidates=(prefs.DEFAULT_CANDIDATES,)) -> dict:
+def official_recall(scorer: Scorer, split_rows, weights, negation: bool, candidates=(prefs.DEFAULT_CANDIDATES,),
+                    audience: bool = False, lift_weight: float = prefs.CUE_LIFT_WEIGHT) -> dict:
     """Recall@1/10/50 over (turn, target item) pairs, all items ranked (the official protocol), for
     each proximity weight and pool size (``candidates``; the key names it when it is not the
-    default); with ``negation`` every context turn is read as the seeker's."""
+    default); with ``negation`` every context turn is read as the seeker's, with ``audience`` the
+    pipeline's item-cue terms apply too (every context turn read as the seeker's; ``lift_weight``:
+    :meth:`ConversationalRecommender.audience`'s)."""
     crs = scorer.crs
     rows = [dict(row) for row in split_rows if row["target_items"]]
-    rejected_sets = []
+    rejected_sets, audiences = [], []
     for row in rows:
         rejected = set()
+        turns, current = [], []
+        for token in row["context_tokens"] + ["_split_"]:
+            if token == "_split_":
+                if current:
+                    turns.append(("seeker", " ".join(current)))
+                current = []
+            else:
+                current.append(token)
         if negation:
-            turns, current = [], []
-            for token in row["context_tokens"] + ["_split_"]:
-                if token == "_split_":
-                    if current:
-                        turns.append(("seeker", " ".join(current)))
-                    current = []
-                else:
-                    current.append(token)
             preferred_row, rejected = crs.without_rejections(turns, row)
             rejected &= set(row["context_entities"])
             row.update(preferred_row)
         rejected_sets.append(rejected)
+        audiences.append(crs.audience(turns, row, negation, lift_weight) if audience and turns else {})
     logits = scorer.logits(rows)
     index = crs.item_index_of_entity
-    result = {"rows": len(rows), "pairs": sum(len(r["target_items"]) for r in rows), "rows_with_rejections": sum(bool(r) for r in rejected_sets)}
+    result = {"rows": len(rows), "pairs": sum(len(r["target_items"]) for r in rows), "rows_with_rejections": sum(bool(r) for r in rejected_sets),
+              "rows_with_audience_terms": sum(bool(t.get("bonus") is not None or (t.get("ruled_out") is not None and t["ruled_out"].any()))
+                                              for t in audiences)}
     for weight in weights:
         for pool in candidates[:1] if weight == 0 else candidates:  # no graph term: every pool gives the same order
             hits = {1: 0, 10: 0, 50: 0}
             pairs = 0
-            for row, rejected, logit in zip(rows, rejected_sets, logits):
+            for row, rejected, logit, terms in zip(rows, rejected_sets, logits, audiences):
                 ranking = prefs.adjust_scores(logit, scorer.proximity, row["context_entities"], rejected, weight,
-                                              prefs.DEFAULT_NEGATIVE_WEIGHT if negation else 0.0, candidates=pool)
+                                              prefs.DEFAULT_NEGATIVE_WEIGHT if negation or terms else 0.0, candidates=pool, **terms)
                 top = torch.topk(ranking, 50).indices.tolist()
                 for target in row["target_items"]:
                     pairs += 1
@@ -499,6 +562,8 @@ def main(argv=None) -> dict:
     enough = [n for n in CANDIDATES if n and people and all(r[f"default_weight_candidates={n}"]["kg_consistency@10"] >= 0.5 for r in people)]
     results["candidates_choice"] = {"default": prefs.DEFAULT_CANDIDATES, "pool_floor": prefs.POOL_FLOOR,
                                     "smallest_n_with_people_consistency_0.5": min(enough) if enough else None}
+    print("children requests", file=sys.stderr)
+    results["children_requests"] = children_requests(scorer, crs, args.max_films)
     results["issue_requests"] = issue_requests(crs)
 
     if not args.skip_recall:
@@ -508,8 +573,14 @@ def main(argv=None) -> dict:
             "protocol": "recall@k over (turn, target item) pairs, all items ranked, mentioned items not removed",
             "validation_weight_sweep": official_recall(scorer, dataset["validation"], WEIGHTS, negation=False, candidates=CANDIDATES),
             "validation_with_negation": official_recall(scorer, dataset["validation"], (prefs.DEFAULT_PROXIMITY_WEIGHT,), negation=True),
+            # the lift weight of the audience terms (prefs.CUE_LIFT_WEIGHT) against validation recall
+            "validation_audience_lift_sweep": {f"lift_weight={w:g}": official_recall(scorer, dataset["validation"], (prefs.DEFAULT_PROXIMITY_WEIGHT,),
+                                                                                     negation=True, audience=True, lift_weight=w)
+                                               for w in LIFT_WEIGHTS},
             "test": official_recall(scorer, dataset["test"], (0.0, prefs.DEFAULT_PROXIMITY_WEIGHT), negation=False, candidates=(prefs.DEFAULT_CANDIDATES, 0)),
             "test_with_negation": official_recall(scorer, dataset["test"], (prefs.DEFAULT_PROXIMITY_WEIGHT,), negation=True),
+            "test_with_negation_and_audience": official_recall(scorer, dataset["test"], (prefs.DEFAULT_PROXIMITY_WEIGHT,), negation=True,
+                                                               audience=True),
         }
     partial = args.skip_recall or args.skip_linking
     out = Path(args.out) if args.out else None if partial else ROOT / "docs" / "results" / "understanding.json"

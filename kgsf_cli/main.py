@@ -15,8 +15,9 @@ KGSF model or lacks ``kg_resources.json``, an empty conversation) are one line o
 status 1 (2 for bad usage).
 
 Both take the ranking switches of :meth:`~modeling_kgsf.ConversationalRecommender.recommend`:
-``-k``, ``--proximity-weight`` (0: the recommender's own order), ``--no-negation`` and
-``--candidates`` (the recommender's top N that the graph terms may re-order).
+``-k``, ``--proximity-weight`` (0: the recommender's own order), ``--no-negation``,
+``--no-audience`` (ignore the folder's ``item_cues.json``) and ``--candidates`` (the recommender's
+top N that the graph terms may re-order).
 
 Replies use the folder's generation settings (item slots filled by the recommender, no repeated
 3-gram, a repetition penalty; docs/DESIGN.md "Replies and item slots"); ``--decoding paper`` is the
@@ -66,6 +67,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                              "(default 8; 0: the recommender's own order)")
     parser.add_argument("--no-negation", action="store_true",
                         help="ignore what the seeker rejects (\"I hate horror\"): no rejected entities taken out, no penalty")
+    parser.add_argument("--no-audience", action="store_true",
+                        help="ignore what the training conversations say about the items (item_cues.json): no exclusions "
+                             "for a request about children or a rejected horror, no preference for family films")
     parser.add_argument("--candidates", type=int, default=None,
                         help="the recommender's top N that the graph terms may re-order (default 50; 0: all items)")
     parser.add_argument("--include-mentioned", action="store_true", help="keep items the conversation already mentions (left out by default)")
@@ -127,7 +131,10 @@ def _reply(crs, turns, args):
 
 def _ranking(args) -> dict:
     """The ranking switches as :meth:`~modeling_kgsf.ConversationalRecommender.recommend` arguments."""
-    return {"negation": not args.no_negation, "proximity_weight": args.proximity_weight, "candidates": args.candidates}
+    ranking = {"negation": not args.no_negation, "proximity_weight": args.proximity_weight, "candidates": args.candidates}
+    if args.no_audience:  # only when asked: a folder's own older pipeline code may not take it
+        ranking["audience"] = False
+    return ranking
 
 
 def format_reply_items(items: list[Recommendation]) -> list[str]:

@@ -11,7 +11,7 @@ out["reply"], out["reply_items"], out["recommendations"]      # text; dicts with
 The pipeline is :class:`~modeling_kgsf.pipeline_kgsf.ConversationalRecommender` (same inputs, same
 ranking, preferences, explanations and replies) run by transformers: the model and tokenizer come
 from ``pipeline()`` (a folder or a Hub id), the :class:`~modeling_kgsf.processing_kgsf.KGSFProcessor`
-from the same folder or repository (``kg_resources.json``, ``entity_linker.json``).
+from the same folder or repository (``kg_resources.json``, ``entity_linker.json``, ``item_cues.json``).
 
 Every model folder carries this pipeline: ``KGSFPreTrainedModel.save_pretrained`` writes
 ``custom_pipelines`` into ``config.json`` and copies this file with the modules it imports
@@ -27,7 +27,7 @@ conversations (a list of lists), which gives a list of outputs. Output: ``{"repl
 (``rank, title, movie_id, entity_id, item_index, score, logit, explanation``).
 
 Arguments (at ``pipeline(...)`` or per call): ``k`` (10), ``negation`` (True), ``proximity_weight``,
-``negative_weight``, ``candidates`` (see :meth:`ConversationalRecommender.recommend`; the reply's item
+``negative_weight``, ``candidates``, ``audience`` (True) (see :meth:`ConversationalRecommender.recommend`; the reply's item
 slots follow the same ranking), ``exclude_mentioned`` (True),
 ``explain`` (True), ``max_hops`` (2), ``reply`` (True; False ranks only), and any ``generate``
 argument (``max_new_tokens``, ``num_beams``, ``do_sample``, ``top_p``, ``item_slots``, ...; also as
@@ -45,7 +45,7 @@ from transformers.utils import cached_file
 
 from .generation_kgsf import KGSF_GENERATION_DEFAULTS
 from .pipeline_kgsf import ROLE_ALIASES, ConversationalRecommender, normalize_turns
-from .preferences_kgsf import DEFAULT_NEGATIVE_WEIGHT, DEFAULT_PROXIMITY_WEIGHT  # also copies preferences_kgsf.py (*)
+from .preferences_kgsf import DEFAULT_NEGATIVE_WEIGHT, DEFAULT_PROXIMITY_WEIGHT, ITEM_CUES_FILE  # also copies preferences_kgsf.py (*)
 from .processing_kgsf import KG_RESOURCES_FILE, LINKER_FILE, KGSFProcessor
 from .tokenization_kgsf import KGSFTokenizer
 
@@ -56,7 +56,7 @@ TASK = "conversational-recommendation"
 #: ``generate`` arguments the pipeline passes through: the library's and KGSF's own (``generation_kgsf``).
 GENERATE_KEYS = frozenset(
     {key for key in vars(GenerationConfig()) if not key.startswith("_")} | {"generation_config", *KGSF_GENERATION_DEFAULTS})
-_RANKING_KEYS = ("negation", "proximity_weight", "negative_weight", "candidates")
+_RANKING_KEYS = ("negation", "proximity_weight", "negative_weight", "candidates", "audience")
 
 
 class _Conversation:
@@ -88,7 +88,8 @@ def load_processor(name_or_path, tokenizer=None, **hub_kwargs) -> KGSFProcessor:
             folder = Path(cached_file(str(name_or_path), KG_RESOURCES_FILE, **hub_kwargs)).parent
         except OSError as error:
             raise FileNotFoundError(f"{name_or_path}: cannot get {KG_RESOURCES_FILE}, which the pipeline needs ({error})") from None
-        cached_file(str(name_or_path), LINKER_FILE, _raise_exceptions_for_missing_entries=False, **hub_kwargs)  # optional
+        for optional in (LINKER_FILE, ITEM_CUES_FILE):
+            cached_file(str(name_or_path), optional, _raise_exceptions_for_missing_entries=False, **hub_kwargs)
         if tokenizer is None:
             tokenizer = KGSFTokenizer.from_pretrained(str(name_or_path), **hub_kwargs)
     return KGSFProcessor.from_pretrained(folder, tokenizer=tokenizer)
@@ -126,14 +127,15 @@ class ConversationalRecommendationPipeline(Pipeline):
         self._reply_ranking_keys = set(_RANKING_KEYS) & set(inspect.signature(self.recommender.respond_with_items).parameters)
 
     def _sanitize_parameters(self, k=None, negation=None, proximity_weight=None, negative_weight=None, candidates=None,
-                             exclude_mentioned=None, explain=None, max_hops=None, reply=None, generate_kwargs=None, **kwargs):
+                             audience=None, exclude_mentioned=None, explain=None, max_hops=None, reply=None, generate_kwargs=None,
+                             **kwargs):
         unknown = sorted(set(kwargs) - GENERATE_KEYS)
         if unknown:
             raise TypeError(f"{type(self).__name__}: unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                            "(k, negation, proximity_weight, negative_weight, candidates, exclude_mentioned, explain, max_hops, "
+                            "(k, negation, proximity_weight, negative_weight, candidates, audience, exclude_mentioned, explain, max_hops, "
                             "reply, or a generate() argument)")
         given = dict(k=k, negation=negation, proximity_weight=proximity_weight, negative_weight=negative_weight, candidates=candidates,
-                     exclude_mentioned=exclude_mentioned, explain=explain, max_hops=max_hops, reply=reply)
+                     audience=audience, exclude_mentioned=exclude_mentioned, explain=explain, max_hops=max_hops, reply=reply)
         forward = {key: value for key, value in given.items() if value is not None}
         if generate_kwargs or kwargs:
             forward["generate_kwargs"] = {**(generate_kwargs or {}), **kwargs}
@@ -154,12 +156,14 @@ class ConversationalRecommendationPipeline(Pipeline):
         return {"turns": normalize_turns(turns)}
 
     def _forward(self, model_inputs, k=10, negation=True, proximity_weight=DEFAULT_PROXIMITY_WEIGHT,
-                 negative_weight=DEFAULT_NEGATIVE_WEIGHT, candidates=None, exclude_mentioned=True, explain=True, max_hops=2,
-                 reply=True, generate_kwargs=None):
+                 negative_weight=DEFAULT_NEGATIVE_WEIGHT, candidates=None, audience=None, exclude_mentioned=True, explain=True,
+                 max_hops=2, reply=True, generate_kwargs=None):
         turns, crs = model_inputs["turns"], self.recommender
         ranking = dict(negation=negation, proximity_weight=proximity_weight, negative_weight=negative_weight)
         if candidates is not None:
             ranking["candidates"] = candidates
+        if audience is not None:  # a folder's own older code may not take it
+            ranking["audience"] = audience
         recommendations = crs.recommend(turns, k=k, exclude_mentioned=exclude_mentioned, explain=explain, max_hops=max_hops, **ranking)
         answer = None
         if reply:

@@ -378,7 +378,7 @@ class ConversationalRecommender:
     def recommend(self, turns, k: int = 10, exclude_mentioned: bool = True, explain: bool = True,
                   top_words: int = 5, top_entities: int = 5, max_hops: int = 2, negation: bool = True,
                   proximity_weight: float | None = None, negative_weight: float | None = None,
-                  candidates: int | None = None) -> list[Recommendation]:
+                  candidates: int | None = None, audience: bool = True) -> list[Recommendation]:
         """The ``k`` best items for the next recommender turn.
 
         ``exclude_mentioned`` (default True) leaves out the items the conversation already
@@ -394,12 +394,17 @@ class ConversationalRecommender:
         with the liked films gain up to ``proximity_weight`` nats (default
         ``DEFAULT_PROXIMITY_WEIGHT`` = 8; 0 turns the graph terms off), and items whose graph
         genres share none with the liked films' lose ``proximity_weight``, over
-        ``log_softmax(logits)``.
+        ``log_softmax(logits)``. With ``audience`` (default True) and a folder that holds
+        ``item_cues.json``, what the training conversations say about the items applies too
+        (:meth:`audience`): a request about children, or like a film such conversations name, leaves
+        out horror films and films they seldom name and puts the films they name first; a rejected
+        horror ("I hate horror movies") leaves out the films named mostly in horror conversations.
         """
         turns = normalize_turns(turns)
         return self._rank(turns, self.context_row(turns), k=k, exclude_mentioned=exclude_mentioned, explain=explain,
                           top_words=top_words, top_entities=top_entities, max_hops=max_hops, negation=negation,
-                          proximity_weight=proximity_weight, negative_weight=negative_weight, candidates=candidates)
+                          proximity_weight=proximity_weight, negative_weight=negative_weight, candidates=candidates,
+                          audience=audience)
 
     def without_rejections(self, turns, row: dict) -> tuple[dict, set[int]]:
         """``(row, rejected entity ids)``: the processed ``row`` of normalised ``turns`` without the
@@ -411,8 +416,25 @@ class ConversationalRecommender:
             return row, rejected
         return prefs.without_rejected(row, rejected, concepts), rejected
 
+    def audience(self, turns, row: dict, negation: bool = True, lift_weight: float = prefs.CUE_LIFT_WEIGHT) -> dict:
+        """What the training conversations say the request wants (``item_cues.json``,
+        :class:`~modeling_kgsf.preferences_kgsf.ItemCues`), as :func:`adjust_scores` arguments:
+        ``ruled_out`` (horror films and films seldom named with children, for a request about
+        children or like a children's film; horror films when the seeker rejects horror, with
+        ``negation``) and ``bonus`` (for a request about children, the films such conversations
+        name, ``lift_weight`` nats per unit of log lift). Empty when the folder has no ``item_cues.json``."""
+        cues = self.processor.item_cues
+        if cues is None:
+            return {}
+        rejected_words = set()
+        if negation:
+            _, rejected_words = prefs.rejected_in_turns(turns, self.tokenizer, self.resources.linker, concept_id=self.resources.concept_id)
+        liked = [self.item_index_of_entity[e] for e in row["context_items"] if e in self.item_index_of_entity]
+        asked = prefs.request_cues(turns, self.tokenizer)
+        return {"ruled_out": cues.ruled_out(asked, liked, rejected_words), "bonus": cues.bonus(asked, liked, lift_weight)}
+
     def _rank(self, turns, row, *, k, exclude_mentioned, explain, top_words, top_entities, max_hops, negation,
-              proximity_weight, negative_weight, candidates) -> list[Recommendation]:
+              proximity_weight, negative_weight, candidates, audience=True) -> list[Recommendation]:
         """:meth:`recommend` on normalised ``turns`` whose processed ``row`` is already built."""
         with torch.no_grad():
             out = self.model(**self._batch(row), task="rec", graph_encodings=self.graph_encodings)
@@ -431,7 +453,8 @@ class ConversationalRecommender:
                                       prefs.DEFAULT_PROXIMITY_WEIGHT if proximity_weight is None else proximity_weight,
                                       prefs.DEFAULT_NEGATIVE_WEIGHT if negative_weight is None else negative_weight,
                                       candidates=prefs.DEFAULT_CANDIDATES if candidates is None else candidates,
-                                      excluded=mentioned if exclude_mentioned else ())
+                                      excluded=mentioned if exclude_mentioned else (),
+                                      **(self.audience(turns, row, negation) if audience else {}))
         if exclude_mentioned:
             ranking[mentioned] = float("-inf")
         k = max(0, min(k, int(torch.isfinite(ranking).sum())))
@@ -488,7 +511,7 @@ class ConversationalRecommender:
 
     def respond_with_items(self, turns, max_new_tokens: int = 20, k: int = 10, explain: bool = True, max_hops: int = 2,
                            negation: bool = True, proximity_weight: float | None = None, negative_weight: float | None = None,
-                           candidates: int | None = None, **generate_kwargs) -> Reply:
+                           candidates: int | None = None, audience: bool = True, **generate_kwargs) -> Reply:
         """The next recommender turn (``model.generate``) and the items it names, with explanations.
 
         Decoding follows the folder's ``generation_config`` (item slots, no repeated 3-gram, a
@@ -500,12 +523,13 @@ class ConversationalRecommender:
         named earlier in the reply, so the reply agrees with the recommendations. Items named
         otherwise (``item_slots=False``: through the copy distribution) get their rank among all
         items by the recommender's raw score. ``negation``, ``proximity_weight``,
-        ``negative_weight`` and ``candidates`` are :meth:`recommend`'s.
+        ``negative_weight``, ``candidates`` and ``audience`` are :meth:`recommend`'s.
         """
         turns = normalize_turns(turns)
         row = self.context_row(turns)
         ranked = self._rank(turns, row, k=k, exclude_mentioned=True, explain=explain, top_words=5, top_entities=5, max_hops=max_hops,
-                            negation=negation, proximity_weight=proximity_weight, negative_weight=negative_weight, candidates=candidates)
+                            negation=negation, proximity_weight=proximity_weight, negative_weight=negative_weight, candidates=candidates,
+                            audience=audience)
         item_scores = torch.full((1, self.model.config.n_item), float("-inf"), device=self.model.device)
         for recommendation in ranked:
             item_scores[0, recommendation.item_index] = -float(recommendation.rank)

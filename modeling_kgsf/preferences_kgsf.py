@@ -10,6 +10,11 @@ model weights, nothing trained):
 * :class:`GraphProximity`: for entities of the context that are not items (actors, directors,
   genres...), the items joined to them by one edge of the item graph; for items, their genres
   (objects of the :data:`GENRE_RELATIONS`, where the graph has them).
+* :class:`ItemCues`: what the training conversations say about each item (``item_cues.json``,
+  counts, nothing trained): which items seekers who talk about their children, or about horror,
+  get. A request about children (:func:`request_cues`) or like a film such conversations name
+  rules out horror films and films they seldom name and puts the films they name first; a rejected
+  "horror" rules out the films named mostly in horror conversations.
 
 :func:`adjust_scores` re-orders the recommender's own top ``candidates`` items, those at least
 :data:`POOL_RATIO` times as likely as its first choice (the pool), by
@@ -33,9 +38,11 @@ the test split.
 """
 from __future__ import annotations
 
+import json
 import math
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -327,9 +334,159 @@ class GraphProximity:
         return torch.from_numpy((self.has_genres() & ~agree).astype(np.float32))
 
 
+# Words of a request that say who the film is for or what it must not be; :class:`ItemCues` counts,
+# for each item, the training conversations that use them.
+CUE_WORDS = {
+    "children": frozenset("kid kids kiddo kiddos child children son sons daughter daughters toddler toddlers "
+                          "grandkids grandchildren grandson granddaughter nephew nephews niece nieces family".split()),
+    "horror": frozenset("horror horrors scary scariest creepy gore gory slasher slashers".split()),
+}
+CUE_LEVEL = 0.01  # one-sided binomial test level of ItemCues.goes_with / avoids
+CUE_PRIOR = 10.0  # pseudo-conversations at the base rate in ItemCues.lift (an item named once says little)
+CUE_LIFT_WEIGHT = 1.0  # nats per unit of log lift added for a request about children (ItemCues.bonus)
+ITEM_CUES_FILE = "item_cues.json"
+
+
+@dataclass
+class ItemCues:
+    """What the training conversations say about each item: in how many of them it is named
+    (``item_conversations``), and in how many of those the words of each :data:`CUE_WORDS` group
+    appear (``item_cue_conversations[cue]``), with the totals over all training conversations.
+
+    The item graph rarely says who a film is for (ReDial's gives genres to 55 of 6,924 items); the
+    conversations do: seekers who mention their kids get Coco, Moana and Toy Story, not Get Out.
+    For a cue with base rate ``b = cue_conversations[cue] / conversations`` and an item named in
+    ``n`` conversations, ``k`` of them with the cue, ``X ~ Binomial(n, b)``:
+
+    * :meth:`goes_with`: ``P(X >= k) < level`` and ``k / n >= 1/2`` (named with the cue far more
+      than chance, in most of its conversations: a horror film for ``"horror"``);
+    * :meth:`avoids`: ``P(X <= k) < level`` (named with the cue far less than chance: Deadpool for
+      ``"children"``, 15 of 203 conversations against 31 expected).
+
+    Counted from the train split only (:func:`datasets_scripts.kg_resources.count_item_cues`) and
+    saved beside the weights as :data:`ITEM_CUES_FILE`.
+    """
+
+    conversations: int
+    item_conversations: np.ndarray  # (n_item,)
+    cue_conversations: dict[str, int]
+    item_cue_conversations: dict[str, np.ndarray]  # cue -> (n_item,)
+
+    def share(self, cue: str) -> np.ndarray:
+        """(n_item,) share of each item's conversations that use the cue (0 where it is never named)."""
+        return self.item_cue_conversations[cue] / np.maximum(self.item_conversations, 1)
+
+    def _tails(self, cue: str) -> tuple[np.ndarray, np.ndarray]:
+        from scipy.stats import binom
+
+        n, k = self.item_conversations, self.item_cue_conversations[cue]
+        rate = self.cue_conversations[cue] / max(1, self.conversations)
+        return binom.sf(k - 1, n, rate), binom.cdf(k, n, rate)  # P(X >= k), P(X <= k)
+
+    def goes_with(self, cue: str, level: float = CUE_LEVEL) -> np.ndarray:
+        """(n_item,) bool: named with the cue far more often than chance, in at least half its conversations."""
+        if cue not in self.item_cue_conversations:
+            return np.zeros(len(self.item_conversations), dtype=bool)
+        upper, _ = self._tails(cue)
+        return (upper < level) & (self.share(cue) >= 0.5)
+
+    def avoids(self, cue: str, level: float = CUE_LEVEL) -> np.ndarray:
+        """(n_item,) bool: named with the cue far less often than chance."""
+        if cue not in self.item_cue_conversations:
+            return np.zeros(len(self.item_conversations), dtype=bool)
+        _, lower = self._tails(cue)
+        return lower < level
+
+    def lift(self, cue: str, prior: float = CUE_PRIOR) -> np.ndarray:
+        """(n_item,) ``log(share / base rate)`` with the share smoothed by ``prior`` conversations at
+        the base rate: > 0 for items named with the cue more often than chance, 0 for unnamed ones."""
+        rate = self.cue_conversations[cue] / max(1, self.conversations)
+        if rate <= 0:
+            return np.zeros(len(self.item_conversations))
+        share = (self.item_cue_conversations[cue] + prior * rate) / (self.item_conversations + prior)
+        return np.log(share / rate)
+
+    def for_children(self, request_cues, liked_items=()) -> bool:
+        """The request is about children: its seeker turns use a ``"children"`` word
+        (``request_cues``, :func:`request_cues`) or a liked item (item indices) goes with them."""
+        liked = [int(i) for i in liked_items]
+        return "children" in request_cues or bool(liked and self.goes_with("children")[liked].any())
+
+    def bonus(self, request_cues, liked_items=(), weight: float = CUE_LIFT_WEIGHT) -> torch.Tensor | None:
+        """(n_item,) nats for a request about children (:meth:`for_children`): ``weight`` times the
+        items' :meth:`lift` for ``"children"``, so that among the recommender's own candidates the
+        films that such conversations name come first; None for any other request."""
+        if not weight or "children" not in self.item_cue_conversations or not self.for_children(request_cues, liked_items):
+            return None
+        return torch.from_numpy((weight * self.lift("children")).astype(np.float32))
+
+    def ruled_out(self, request_cues, liked_items=(), rejected_words=()) -> torch.Tensor:
+        """(n_item,) 1 for the items the request rules out, else 0. A request is for children when
+        its seeker turns use a ``"children"`` word (``request_cues``) or a liked item (item indices)
+        :meth:`goes_with` ``"children"``: then the items that go with ``"horror"`` or avoid
+        ``"children"`` are out. A rejected ``"horror"`` word ("I hate horror") rules out the items
+        that go with ``"horror"``."""
+        out = np.zeros(len(self.item_conversations), dtype=bool)
+        if self.for_children(request_cues, liked_items):
+            out |= self.goes_with("horror") | self.avoids("children")
+        if CUE_WORDS["horror"] & set(rejected_words):
+            out |= self.goes_with("horror")
+        return torch.from_numpy(out.astype(np.float32))
+
+    @classmethod
+    def count(cls, conversations, n_item: int, cue_words: dict = CUE_WORDS) -> "ItemCues":
+        """From ``(words, item indices)`` per training conversation (lower-case words)."""
+        items_total = np.zeros(n_item, dtype=np.int64)
+        with_cue = {cue: np.zeros(n_item, dtype=np.int64) for cue in cue_words}
+        totals = dict.fromkeys(cue_words, 0)
+        count = 0
+        for words, items in conversations:
+            count += 1
+            items = np.asarray(sorted(set(items)), dtype=np.int64)
+            items_total[items] += 1
+            for cue, vocabulary in cue_words.items():
+                if vocabulary & words:
+                    totals[cue] += 1
+                    with_cue[cue][items] += 1
+        return cls(count, items_total, totals, with_cue)
+
+    def to_dict(self) -> dict:
+        return {"format": "kgsf-item-cues", "version": 1, "cue_words": {cue: sorted(CUE_WORDS[cue]) for cue in self.cue_conversations},
+                "conversations": self.conversations, "cue_conversations": self.cue_conversations,
+                "item_conversations": self.item_conversations.tolist(),
+                "item_cue_conversations": {cue: counts.tolist() for cue, counts in self.item_cue_conversations.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ItemCues":
+        return cls(int(data["conversations"]), np.asarray(data["item_conversations"], dtype=np.int64), dict(data["cue_conversations"]),
+                   {cue: np.asarray(counts, dtype=np.int64) for cue, counts in data["item_cue_conversations"].items()})
+
+    def save(self, folder) -> Path:
+        path = Path(folder) / ITEM_CUES_FILE
+        path.write_text(json.dumps(self.to_dict(), separators=(",", ":")), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, folder, n_item: int | None = None) -> "ItemCues | None":
+        """The folder's :data:`ITEM_CUES_FILE`, or None when it has none (folders saved before it
+        existed) or its item count is not ``n_item``."""
+        path = Path(folder) / ITEM_CUES_FILE
+        if not path.exists():
+            return None
+        cues = cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return cues if n_item is None or len(cues.item_conversations) == n_item else None
+
+
+def request_cues(turns, tokenizer) -> set[str]:
+    """The :data:`CUE_WORDS` groups the seeker turns (``(role, text)``, role ``seeker``) use."""
+    words = {token.lower() for role, text in turns if role == "seeker" for token in tokenizer.tokenize(text)}
+    return {cue for cue, vocabulary in CUE_WORDS.items() if vocabulary & words}
+
+
 def adjust_scores(logits: torch.Tensor, proximity: GraphProximity, liked_entities, rejected: set[int] = frozenset(),
                   proximity_weight: float = DEFAULT_PROXIMITY_WEIGHT, negative_weight: float = DEFAULT_NEGATIVE_WEIGHT,
-                  candidates: int | None = DEFAULT_CANDIDATES, excluded=(), pool_floor: float | None = POOL_FLOOR) -> torch.Tensor:
+                  candidates: int | None = DEFAULT_CANDIDATES, excluded=(), pool_floor: float | None = POOL_FLOOR,
+                  ruled_out: torch.Tensor | None = None, bonus: torch.Tensor | None = None) -> torch.Tensor:
     """Ranking scores for one context (the same order as ``logits`` when nothing applies).
 
     The pool is the recommender's top ``candidates`` items by ``logits`` leaving out ``excluded``
@@ -343,7 +500,9 @@ def adjust_scores(logits: torch.Tensor, proximity: GraphProximity, liked_entitie
     (:meth:`GraphProximity.boost`), ``mismatch`` against those genres
     (:meth:`GraphProximity.mismatch`), ``penalty`` over the rejected non-item entities,
     ``unsuitable`` for adult genres when a liked film is a family film
-    (:meth:`GraphProximity.unsuitable`). Every other item ranks after the pool, in the recommender's
+    (:meth:`GraphProximity.unsuitable`) and for the items of ``ruled_out`` ((n_item,) 1/0, what the
+    training conversations say the request excludes: :meth:`ItemCues.ruled_out`; applied whenever
+    ``negative_weight`` is), plus ``bonus`` ((n_item,) nats, :meth:`ItemCues.bonus`). Every other item ranks after the pool, in the recommender's
     order. Rejected items themselves are not touched here (the pipeline leaves mentioned items out)."""
     base = torch.log_softmax(logits.float(), dim=-1)
     ranking = base
@@ -356,10 +515,16 @@ def adjust_scores(logits: torch.Tensor, proximity: GraphProximity, liked_entitie
             ranking = ranking - proximity_weight * proximity.mismatch(genres).to(ranking.device)
     if proximity_weight and negative_weight and genres:  # the graph's say: off with proximity_weight 0
         unsuitable = proximity.unsuitable(genres)
+        if ruled_out is not None:
+            unsuitable = torch.maximum(unsuitable, ruled_out)
         if unsuitable.any():
             ranking = ranking - negative_weight * unsuitable.to(ranking.device)
+    elif negative_weight and ruled_out is not None and ruled_out.any():
+        ranking = ranking - negative_weight * ruled_out.to(ranking.device)
     if negative_weight and rejected:
         ranking = ranking - negative_weight * proximity.penalty(rejected).to(ranking.device)
+    if bonus is not None:
+        ranking = ranking + bonus.to(ranking.device)
     if candidates and candidates < len(base) and ranking is not base:
         eligible = base.clone()
         excluded = list(excluded)

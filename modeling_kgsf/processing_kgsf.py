@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from .linking_kgsf import EntityLinker
+from .preferences_kgsf import ITEM_CUES_FILE, ItemCues
 from .tokenization_kgsf import TURN_SEPARATOR, KGSFTokenizer
 
 MAX_CONTEXT_TURNS = 5
@@ -280,11 +281,13 @@ class KGSFProcessor(ConceptLookup):
         relation_names: item-graph relation id -> name (a DBpedia property) or None.
         kgsf_relation_ids: item-graph relation id -> the KGSF release's relation id (bookkeeping).
         linker: a built :class:`EntityLinker` (built from the above when None).
+        item_cues: what the training conversations say about each item (:class:`ItemCues`, saved as
+            ``item_cues.json``; None for folders saved before it existed).
     """
 
     def __init__(self, tokenizer, entities: DBpediaEntities, concept_vocab: dict[str, int], stopwords: set[str],
                  case_free_entities: set[int] = frozenset(), relation_names: list | None = None,
-                 kgsf_relation_ids: list | None = None, linker: EntityLinker | None = None):
+                 kgsf_relation_ids: list | None = None, linker: EntityLinker | None = None, item_cues: ItemCues | None = None):
         self.tokenizer = tokenizer
         self.entities = entities
         self.concept_vocab = dict(concept_vocab)
@@ -294,6 +297,7 @@ class KGSFProcessor(ConceptLookup):
         self.kgsf_relation_ids = list(kgsf_relation_ids or [])
         self.linker = linker if linker is not None else build_linker(entities, self.stopwords, self.concept_vocab, self.case_free_entities)
         self.item_index_of_entity = entities.item_index_of_entity
+        self.item_cues = item_cues
 
     def __repr__(self) -> str:
         return (f"KGSFProcessor(vocab={len(self.tokenizer)}, entities={self.entities.num_entities}, "
@@ -340,7 +344,7 @@ class KGSFProcessor(ConceptLookup):
 
     def save_pretrained(self, save_directory: str | os.PathLike, save_tokenizer: bool = True) -> list[Path]:
         """Write the tokenizer (unless ``save_tokenizer=False``), ``kg_resources.json``,
-        ``entity_linker.json`` and ``processor_config.json``."""
+        ``entity_linker.json``, ``processor_config.json`` and, when set, ``item_cues.json``."""
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         if save_tokenizer:
@@ -358,6 +362,8 @@ class KGSFProcessor(ConceptLookup):
                                       indent=2 if name == PROCESSOR_CONFIG_FILE else None), encoding="utf-8")
             tmp.replace(path)
             written.append(path)
+        if self.item_cues is not None:
+            written.append(self.item_cues.save(folder))
         return written
 
     @classmethod
@@ -394,7 +400,8 @@ class KGSFProcessor(ConceptLookup):
         if tokenizer is None:
             tokenizer = KGSFTokenizer.from_pretrained(folder)
         return cls(tokenizer, entities, data["concept_vocab"], set(data["stopwords"]), set(data["case_free_entities"]),
-                   data["relation_names"], data.get("kgsf_relation_ids"), linker=linker)
+                   data["relation_names"], data.get("kgsf_relation_ids"), linker=linker,
+                   item_cues=ItemCues.load(folder, n_item=len(entities.item_entity_ids)))
 
 
 def _read_json(path: Path) -> dict:

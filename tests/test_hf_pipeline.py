@@ -73,7 +73,7 @@ def test_turn_forms_agree(pipe):
 
 def test_ranking_arguments(pipe, crs, monkeypatch):
     turns = ["I love Tom Hanks but I hate horror movies"]
-    for settings in ({"negation": False}, {"proximity_weight": 0}, {"negative_weight": 3, "candidates": 2}):
+    for settings in ({"negation": False}, {"proximity_weight": 0}, {"negative_weight": 3, "candidates": 2}, {"audience": False}):
         out = pipe(turns, k=4, reply=False, **settings)
         assert out["reply"] is None and out["reply_items"] == []
         assert out["recommendations"] == [r.to_dict() for r in crs.recommend(turns, k=4, **settings)]
@@ -83,11 +83,11 @@ def test_ranking_arguments(pipe, crs, monkeypatch):
     for name in ("recommend", "respond_with_items"):
         method = getattr(pipe.recommender, name)
         monkeypatch.setattr(pipe.recommender, name, lambda turns, _m=method, _n=name, **kwargs: calls.update({_n: kwargs}) or _m(turns, **kwargs))
-    out = pipe(turns, k=3, negation=False, proximity_weight=0.5, negative_weight=3, candidates=2)
-    settings = {"k": 3, "negation": False, "proximity_weight": 0.5, "negative_weight": 3, "candidates": 2}
+    out = pipe(turns, k=3, negation=False, proximity_weight=0.5, negative_weight=3, candidates=2, audience=False)
+    settings = {"k": 3, "negation": False, "proximity_weight": 0.5, "negative_weight": 3, "candidates": 2, "audience": False}
     for name in ("recommend", "respond_with_items"):
         assert {key: calls[name][key] for key in settings} == settings, name
-    reply = crs.respond_with_items(turns, k=3, negation=False, proximity_weight=0.5, negative_weight=3, candidates=2)
+    reply = crs.respond_with_items(turns, k=3, negation=False, proximity_weight=0.5, negative_weight=3, candidates=2, audience=False)
     assert out["reply"] == reply.text and out["reply_items"] == [item.to_dict() for item in reply.items]
     configured = ConversationalRecommendationPipeline(model=pipe.model, tokenizer=pipe.tokenizer, processor=pipe.processor, k=2, reply=False)
     assert configured(TURNS) == pipe(TURNS, k=2, reply=False)  # arguments given at construction

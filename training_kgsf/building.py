@@ -112,13 +112,14 @@ def build_model(data: KGSFData, model_args: ModelArguments, word_embeddings: boo
 def make_save_model(data: KGSFData, stage: str, training_args: TrainingArguments):
     """The trainer's ``save_model`` callback: weights + tokenizer + processor files
     (``kg_resources.json``, ``entity_linker.json``, ``processor_config.json``: what the pipeline
-    needs to link free text and explain) + model card in one folder."""
+    needs to link free text and explain; ``item_cues.json``: what the training conversations say
+    about each item, for the ranking) + model card in one folder."""
 
     def save_model(model, folder: Path, metrics: dict) -> None:
         folder = Path(folder)
         model.save_pretrained(folder)
         data.tokenizer.save_pretrained(folder)
-        save_kg_resources(data.resources, folder)
+        save_kg_resources(data.resources, folder, data.item_cues())
         write_model_card(folder, stage, metrics, data.statistics(), asdict(training_args), config_summary(model.config))
 
     return save_model

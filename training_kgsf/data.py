@@ -17,8 +17,10 @@ from torch.utils.data import DataLoader
 
 from datasets_scripts.collator import expand_for_recommendation
 from datasets_scripts.crs_format import CRSFormatError, load_crs_dataset
+from datasets_scripts.kg_resources import count_item_cues
 from datasets_scripts.redial import load_redial, load_resources
 from datasets_scripts.word2vec import train_word2vec
+from modeling_kgsf.preferences_kgsf import ItemCues
 from modeling_kgsf.processing_kgsf import KGSFDataCollator
 from modeling_kgsf.tokenization_kgsf import KGSFTokenizer
 
@@ -76,10 +78,19 @@ class KGSFData:
             self.splits["train"] = subset_conversations(self.splits["train"], data_args.max_train_conversations)
         self.tokenizer = self.resources.tokenizer
         self._expanded = {}
+        self._item_cues = None
 
     def word_embeddings(self, dim: int) -> torch.Tensor:
         """word2vec vectors trained on the training split (cached), to initialise the word embeddings."""
         return train_word2vec(self.splits["train"], self.tokenizer, cache_dir=self.args.cache_dir, dim=dim)
+
+    def item_cues(self) -> ItemCues:
+        """What the training conversations say about each item (:class:`ItemCues`, saved beside the
+        weights as ``item_cues.json``); counted over the train split once, on first use."""
+        if self._item_cues is None:
+            self._item_cues = count_item_cues(self.splits["train"], self.resources.item_index_of_entity,
+                                              len(self.resources.item_entity_ids))
+        return self._item_cues
 
     def split(self, name: str, task: str, limit: int = -1):
         """Rows of a split for a task: ``rec`` (one per turn and target item) or ``conv`` (one per turn)."""
