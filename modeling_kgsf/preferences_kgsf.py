@@ -463,7 +463,9 @@ class ItemCues:
 
     def save(self, folder) -> Path:
         path = Path(folder) / ITEM_CUES_FILE
-        path.write_text(json.dumps(self.to_dict(), separators=(",", ":")), encoding="utf-8")
+        tmp = path.with_name(path.name + ".tmp")  # written whole, then moved in place
+        tmp.write_text(json.dumps(self.to_dict(), separators=(",", ":")), encoding="utf-8")
+        tmp.replace(path)
         return path
 
     @classmethod

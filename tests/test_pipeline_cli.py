@@ -205,6 +205,13 @@ def test_kg_resources_command_upgrades_an_old_folder(folder, tmp_path):
                              capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert written.returncode == 0, written.stderr
     assert json.loads((old / "kg_resources.json").read_text())["movies"] == json.loads((folder / "kg_resources.json").read_text())["movies"]
+    assert "item_cues.json" not in written.stdout
+    (old / "item_cues.json").unlink()
+    cued = subprocess.run([sys.executable, "-m", "datasets_scripts.kg_resources", "--data-dir", str(data_dir), "--cache-dir", str(cache),
+                           "--item-cues", "release", str(old)], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert cued.returncode == 0 and "item_cues.json" in cued.stdout, cued.stderr
+    # the same counts as the training stage wrote from the same train split
+    assert json.loads((old / "item_cues.json").read_text()) == json.loads((folder / "item_cues.json").read_text())
 
 
 def test_cli_on_a_model_of_a_generic_dataset(tmp_path):
