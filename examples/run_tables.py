@@ -36,7 +36,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 
-# recommendation variants: (description, config overrides, MIM pre-training first?); overrides None = a
+# recommendation variants: (description, config overrides, MIM pre-training first? True: start from its best/,
+# "last": from its last/); overrides None = a
 # baseline of train_baseline.py, or of its own script (SCRIPT_BASELINES)
 REC_VARIANTS = {
     "popularity": ("Popularity", None, False),
@@ -46,6 +47,8 @@ REC_VARIANTS = {
     "kbrd_like": ("KBRD-like (DBpedia R-GCN only: no word graph, no MIM)", "use_conceptnet=false,use_mim=false", False),
     "kgsf": ("KGSF", "", True),
     "kgsf_no_mim": ("KGSF -MIM", "use_mim=false", False),
+    # the reference keeps the MIM stage's last weights; "kgsf" starts from the best by validation MIM loss
+    "kgsf_mim_last": ("KGSF, recommender from the MIM stage's last weights", "", "last"),
     "kgsf_no_db": ("KGSF -DB", "use_dbpedia=false", True),
     "kgsf_embedding": ("KGSF, item-graph encoder over 32-d entity embeddings", "item_graph_encoder=embedding", True),
 }
@@ -102,6 +105,9 @@ def parse_arguments(argv=None):
                              "(default: --seed alone)")
     parser.add_argument("--jobs", type=int, default=1, help="variant runs at a time (on a GPU several small runs share it well)")
     parser.add_argument("--generation_examples", type=int, default=-1)
+    parser.add_argument("--train_flags", default="",
+                        help="flags for the training scripts only (MIM, recommender, conversation), not for the evaluation, "
+                             "e.g. '--batch_size 256 --lr_scale_with_batch sqrt' for the recommender table on a CPU")
     parser.add_argument("--results_dir", default=None,
                         help="also merge the finished rows into RESULTS_DIR/<table>_table.json ({\"models\": {name: metrics}}), "
                              "e.g. docs/results")
@@ -149,6 +155,7 @@ def run_variant(args, data_flags: list[str], root: Path, variants: dict, name: s
     out.mkdir(parents=True, exist_ok=True)
     commands, log = root / "commands.txt", out / "log.txt"
     common = ["--seed", str(seed), *data_flags]
+    training = shlex.split(args.train_flags)
     started = time.time()
     if args.table == "rec":
         description, overrides, pretrain = variants[name]
@@ -162,10 +169,11 @@ def run_variant(args, data_flags: list[str], root: Path, variants: dict, name: s
         else:
             model_flags = ["--model_config", args.model_config, "--config_overrides", overrides]
             if pretrain:
+                last = ["--save_last", "true"] if pretrain == "last" else []
                 run([PYTHON, str(HERE / "pretrain_mim.py"), "--output_dir", str(out / "mim"), "--num_epochs", str(args.mim_epochs),
-                     "--max_steps", str(args.mim_max_steps), "--checkpoint_steps", "0", *model_flags, *common], log, commands)
-                model_flags = ["--init_from", str(out / "mim" / "best")]
-            run([PYTHON, str(HERE / "train_recommender.py"), "--output_dir", str(out / "rec"), *rec_schedule, *model_flags, *common],
+                     "--max_steps", str(args.mim_max_steps), "--checkpoint_steps", "0", *last, *model_flags, *training, *common], log, commands)
+                model_flags = ["--init_from", str(out / "mim" / ("last" if pretrain == "last" else "best"))]
+            run([PYTHON, str(HERE / "train_recommender.py"), "--output_dir", str(out / "rec"), *rec_schedule, *model_flags, *training, *common],
                 log, commands)
             run([PYTHON, str(HERE / "evaluate_kgsf.py"), "--model", str(out / "rec" / "best"), "--skip_conversation", "true",
                  "--output", str(out / "test_metrics.json"), *data_flags], log, commands)
@@ -182,7 +190,7 @@ def run_variant(args, data_flags: list[str], root: Path, variants: dict, name: s
         else:
             run([PYTHON, str(HERE / "train_conversation.py"), "--output_dir", str(out / "conv"), "--init_from", str(rec_best),
                  "--config_overrides", overrides, "--num_epochs", str(args.conv_epochs), "--patience", str(args.conv_patience),
-                 "--time_budget", str(args.conv_time_budget), "--checkpoint_steps", "200", *common], log, commands)
+                 "--time_budget", str(args.conv_time_budget), "--checkpoint_steps", "200", *training, *common], log, commands)
             run([PYTHON, str(HERE / "evaluate_kgsf.py"), "--model", str(out / "conv" / "best"), "--output", str(out / "test_metrics.json"),
                  "--generation_examples", str(args.generation_examples), *data_flags], log, commands)
     metrics = json.loads((out / "test_metrics.json").read_text())

@@ -46,7 +46,7 @@ def test_pipeline_writes_every_stage_and_test_metrics(pipeline_run):
     out = pipeline_run["out"]
     for stage in ("mim", "recommender", "conversation"):
         best = out / stage / "best"
-        for name in ("model.safetensors", "config.json", "vocab.json", "README.md", "modeling_kgsf.py", "tokenization_kgsf.py"):
+        for name in ("model.safetensors", "config.json", "vocab.json", "README.md", "modeling_kgsf.py", "tokenization_kgsf.py", "item_cues.json"):
             assert (best / name).exists(), f"{stage}/best lacks {name}"
         summary = json.loads((out / stage / "summary.json").read_text())
         assert summary["steps"] == 3
@@ -127,13 +127,18 @@ def test_baselines_run(pipeline_run, tmp_path):
 def test_run_tables_writes_a_summary(pipeline_run, tmp_path):
     root = pipeline_run["root"]
     tiny = root / "tiny_model.json"
-    result = run(sys.executable, "examples/run_tables.py", "rec", "--output_dir", str(tmp_path), "--only", "popularity", "kgsf_no_mim",
-                 "--model_config", str(tiny), "--rec_epochs", "1", "--eval_steps", "1",
+    result = run(sys.executable, "examples/run_tables.py", "rec", "--output_dir", str(tmp_path), "--only", "popularity", "kgsf_no_mim", "kgsf_mim_last",
+                 "--model_config", str(tiny), "--rec_epochs", "1", "--eval_steps", "1", "--train_flags", "--batch_size 3",
                  "--data_dir", str(pipeline_run["data_dir"]), "--cache_dir", str(root / "cache"), "--include_recovered", "false")
     summary = (tmp_path / "summary_rec.md").read_text()
     assert "| Popularity |" in summary and "| KGSF -MIM |" in summary
     commands = (tmp_path / "commands.txt").read_text().splitlines()
-    assert any("train_recommender.py" in line and "use_mim=false" in line for line in commands)
+    assert any("train_recommender.py" in line and "use_mim=false" in line and "--batch_size 3" in line for line in commands)
+    assert not any("evaluate_kgsf.py" in line and "--batch_size 3" in line for line in commands)  # training flags only
+    # the reference's MIM weights: the stage's last step, kept with --save_last, start the recommender
+    assert any("pretrain_mim.py" in line and "--save_last true" in line for line in commands)
+    assert any("train_recommender.py" in line and "kgsf_mim_last/mim/last" in line for line in commands)
+    assert (tmp_path / "rec" / "kgsf_mim_last" / "test_metrics.json").exists()
     assert "skipped" not in result.stdout
     again = run(sys.executable, "examples/run_tables.py", "rec", "--output_dir", str(tmp_path), "--only", "popularity",
                 "--data_dir", str(pipeline_run["data_dir"]), "--cache_dir", str(root / "cache"), "--include_recovered", "false")
