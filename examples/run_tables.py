@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import shlex
 import statistics
 import subprocess
@@ -108,6 +110,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--train_flags", default="",
                         help="flags for the training scripts only (MIM, recommender, conversation), not for the evaluation, "
                              "e.g. '--batch_size 256 --lr_scale_with_batch sqrt' for the recommender table on a CPU")
+    parser.add_argument("--results_name", default=None,
+                        help="file name under --results_dir (default <table>_table.json), e.g. a CPU run beside the GPU table")
     parser.add_argument("--results_dir", default=None,
                         help="also merge the finished rows into RESULTS_DIR/<table>_table.json ({\"models\": {name: metrics}}), "
                              "e.g. docs/results")
@@ -141,7 +145,8 @@ def main(argv=None):
                       f"{run_directory(root, args.table, name, seed, seeds[0]) / 'log.txt'}", flush=True)
     write_summary(root, args.table, variants)
     if args.results_dir:
-        write_results_json(root, args.table, variants, Path(args.results_dir))
+        write_results_json(root, args.table, variants, Path(args.results_dir), args.results_name,
+                           command=shlex.join(["python", "examples/run_tables.py", *(argv if argv is not None else sys.argv[1:])]))
     if failures:
         raise SystemExit(f"failed: {', '.join(failures)}")
 
@@ -219,13 +224,18 @@ def aggregate_seeds(runs: list[dict], section: str) -> dict:
     return row
 
 
-def write_results_json(root: Path, table: str, variants: dict, results_dir: Path) -> Path:
-    """Merge every finished variant into ``results_dir/<table>_table.json`` = ``{"models": {name: metrics}}``;
-    rows of other variants already in the file are kept. Rec rows give each metric as
-    ``{"mean", "std", "seeds"}`` over the variant's seeds, and the file the number of training
-    conversations; conversation rows give the metrics of the run."""
-    path = results_dir / f"{table}_table.json"
+def write_results_json(root: Path, table: str, variants: dict, results_dir: Path, name: str | None = None,
+                       command: str | None = None) -> Path:
+    """Merge every finished variant into ``results_dir/<name>`` (default ``<table>_table.json``) =
+    ``{"models": {name: metrics}}``; rows of other variants already in the file are kept. Rec rows
+    give each metric as ``{"mean", "std", "seeds"}`` over the variant's seeds, and the file the
+    number of training conversations; conversation rows give the metrics of the run. ``command``
+    (the run's, with the date and machine) is recorded as the file's last writer."""
+    path = results_dir / (name or f"{table}_table.json")
     table_json = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if command:
+        table_json["last_written_by"] = {"command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}"}
     models = table_json.setdefault("models", {})
     section = "recommendation" if table == "rec" else "conversation"
     for name in variants:

@@ -46,6 +46,9 @@ def test_seed_folders_and_mean_std_rows(tmp_path):
     single = table["models"]["kgsf_no_mim"]["recall@10"]
     assert single["seeds"] == [0.04] and single["std"] is None
     assert "count" in table["models"]["kgsf"]  # every number is aggregated
+    named = run_tables.write_results_json(root, "rec", run_tables.REC_VARIANTS, tmp_path / "results", "rec_table_cpu.json", command="python x")
+    assert named.name == "rec_table_cpu.json" and json.loads(named.read_text())["last_written_by"]["command"] == "python x"
+    assert "last_written_by" not in json.loads(path.read_text())  # the default file is untouched
     run_tables.write_summary(root, "rec", run_tables.REC_VARIANTS)
     summary = (root / "summary_rec.md").read_text()
     assert "| KGSF | 3 | 0.040 ± 0.010 |" in summary and "| KGSF -MIM | 1 | 0.020 |" in summary
