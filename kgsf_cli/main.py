@@ -75,7 +75,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-mentioned", action="store_true", help="keep items the conversation already mentions (left out by default)")
     parser.add_argument("--max-hops", type=int, default=2, help="longest DBpedia path shown as an explanation (default 2)")
     parser.add_argument("--max-new-tokens", type=int, default=20, help="length bound of generated replies (default 20)")
-    parser.add_argument("--num-beams", type=int, default=1, help="beam search width for replies (default 1: greedy)")
+    parser.add_argument("--num-beams", type=int, default=None,
+                        help="beam search width for replies (default: the folder's generation_config, 4 unless changed; 1: greedy)")
     parser.add_argument("--decoding", choices=("default", "paper"), default="default",
                         help="replies: the folder's generation settings (item slots, no loops; default) or the paper's plain "
                              "greedy decoding (items only through the copy distribution)")
@@ -125,7 +126,8 @@ def run_demo(args) -> int:
 def _reply(crs, turns, args):
     """The generated reply (a ``Reply``: text and the items it names with their explanations)."""
     kwargs = dict(PAPER_DECODING) if args.decoding == "paper" else {}
-    kwargs["num_beams"] = args.num_beams
+    if args.num_beams is not None:  # else the folder's own decoding, as respond() and the demo use it
+        kwargs["num_beams"] = args.num_beams
     return crs.respond_with_items(turns, max_new_tokens=args.max_new_tokens, max_hops=args.max_hops, **_ranking(args), **kwargs)
 
 

@@ -231,3 +231,22 @@ def test_cli_on_a_model_of_a_generic_dataset(tmp_path):
     titles = [r["title"] for r in output["recommendations"]]
     assert titles and set(titles) <= {"Dune (1965)", "Foundation (1951)", "Persuasion (1817)"}  # the mentioned item is excluded
     assert "tiny-books" in (out / "README.md").read_text()
+
+
+def test_cli_replies_decode_as_the_folder_says():
+    """``kgsf recommend --reply`` / ``kgsf chat`` leave the beam width to the folder's generation_config
+    unless --num-beams is given (--decoding paper is greedy)."""
+    import argparse
+
+    from kgsf_cli.main import _add_common, _reply
+
+    class Recorder:
+        def respond_with_items(self, turns, **kwargs):
+            return kwargs
+
+    parser = argparse.ArgumentParser()
+    _add_common(parser)
+    assert "num_beams" not in _reply(Recorder(), ["hi"], parser.parse_args(["folder"]))
+    assert _reply(Recorder(), ["hi"], parser.parse_args(["folder", "--num-beams", "8"]))["num_beams"] == 8
+    assert _reply(Recorder(), ["hi"], parser.parse_args(["folder", "--decoding", "paper"]))["num_beams"] == 1
+    assert _reply(Recorder(), ["hi"], parser.parse_args(["folder", "--no-audience"]))["audience"] is False
