@@ -35,6 +35,7 @@ import torch  # noqa: E402
 from run_pipeline import STAGES, as_flags  # noqa: E402  (examples/run_pipeline.py)
 from training_kgsf.data import DataArguments, KGSFData  # noqa: E402
 from training_kgsf.evaluate_folder import evaluate_model  # noqa: E402
+from training_kgsf.stages import hand_over_folder, hand_over_options  # noqa: E402
 
 KEPT = ("best", "last")
 SUMMARY_KEYS = ("steps", "epochs", "epochs_seen", "best_step", "best_score", "last_step", "last_score", "train_seconds",
@@ -81,7 +82,7 @@ def main(argv=None) -> dict:
     for name, stage in STAGES:
         if name not in preset:
             continue
-        options = {**preset.get("model", {}), **preset[name], "output_dir": str(output_dir / name)}
+        options = {**preset.get("model", {}), **hand_over_options(name), **preset[name], "output_dir": str(output_dir / name)}
         if previous_best is not None:
             options = {key: value for key, value in options.items() if key != "model_config"}
             options["init_from"] = str(previous_best)
@@ -98,7 +99,7 @@ def main(argv=None) -> dict:
         stage_seconds[name] = round(time.time() - stage_started, 1)
         summary = json.loads((output_dir / name / "summary.json").read_text(encoding="utf-8"))
         summaries[name] = {key: summary[key] for key in SUMMARY_KEYS if key in summary}
-        previous_best = output_dir / name / "best"
+        previous_best = hand_over_folder(name, output_dir / name)
 
     conversation_dir = output_dir / "conversation"
     kept = [folder for folder in KEPT if (conversation_dir / folder / "config.json").is_file()] if "conversation" in preset else []

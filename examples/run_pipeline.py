@@ -5,7 +5,8 @@
 
 A preset (see ``configuration/``) has one section of flags per stage (``mim``, ``recommender``,
 ``conversation``, ``evaluation``) plus ``data`` and ``model`` flags shared by all; each stage
-starts from the previous stage's ``best/`` folder. Flags given after the preset override every
+starts from the previous stage's ``best/`` folder, the recommender from MIM's ``last/`` (its weights
+after the last step, as the reference keeps them: ``training_kgsf.stages.HAND_OVER``). Flags given after the preset override every
 stage's ``data`` section (e.g. ``--data_dir``). ``--resume`` resumes each unfinished stage and
 skips finished ones. ``--results_file docs/results/quick.json`` also writes the test metrics there
 (with the preset and the timings).
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a source checkou
 import adapt_model  # noqa: E402  (examples/adapt_model.py)
 from accelerate import PartialState  # noqa: E402
 from training_kgsf.evaluate_folder import evaluate_model  # noqa: E402
-from training_kgsf.stages import pretrain_mim, train_conversation, train_recommender  # noqa: E402
+from training_kgsf.stages import hand_over_folder, hand_over_options, pretrain_mim, train_conversation, train_recommender  # noqa: E402
 
 STAGES = (("mim", pretrain_mim), ("recommender", train_recommender), ("conversation", train_conversation))
 
@@ -84,13 +85,13 @@ def main(argv=None):
         if args.resume and (stage_dir / "summary.json").exists():
             print(f"[pipeline] {name}: finished earlier, skipped")
         else:
-            options = {**preset.get("model", {}), **preset[name], "output_dir": str(stage_dir), "resume": args.resume}
+            options = {**preset.get("model", {}), **hand_over_options(name), **preset[name], "output_dir": str(stage_dir), "resume": args.resume}
             if previous_best is not None:
                 options = {key: value for key, value in options.items() if key != "model_config"}
                 options["init_from"] = str(previous_best)
             stage(as_flags({**shared, **options}))
         timings[name] = round(time.time() - stage_started, 1)
-        previous_best = stage_dir / "best"
+        previous_best = hand_over_folder(name, stage_dir)
 
     evaluation = {**preset.get("evaluation", {}), "model": str(previous_best), "output": str(output_dir / "test_metrics.json")}
     stage_started = time.time()

@@ -51,6 +51,8 @@ def test_pipeline_writes_every_stage_and_test_metrics(pipeline_run):
         summary = json.loads((out / stage / "summary.json").read_text())
         assert summary["steps"] == 3
         assert (out / stage / "metrics.jsonl").read_text().count("\n") >= 2
+    # the recommender starts from MIM's last weights (training_kgsf.stages.HAND_OVER), kept beside best/
+    assert json.loads((out / "mim" / "summary.json").read_text())["last_step"] == 3 and (out / "mim" / "last" / "config.json").exists()
     metrics = json.loads((out / "test_metrics.json").read_text())
     assert set(metrics["recommendation"]) >= {"recall@1", "recall@10", "recall@50", "cold_start_recall@1",
                                               "dedup_turns_recall@50", "dedup_filtered_recall@50"}

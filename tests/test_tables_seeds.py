@@ -80,3 +80,16 @@ def test_learning_curve_collects_points_and_draws_them(tmp_path):
     assert rows[1]["recall@50"] == pytest.approx(0.09)
     learning_curve.plot(rows, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_the_recommender_starts_from_mims_last_weights(tmp_path):
+    from training_kgsf.stages import hand_over_folder, hand_over_options
+
+    assert hand_over_options("mim") == {"save_last": True} and hand_over_options("recommender") == {}
+    (tmp_path / "mim" / "best").mkdir(parents=True)
+    (tmp_path / "mim" / "best" / "config.json").write_text("{}")
+    assert hand_over_folder("mim", tmp_path / "mim") == tmp_path / "mim" / "best"  # a stage run before last/ was kept
+    (tmp_path / "mim" / "last").mkdir()
+    (tmp_path / "mim" / "last" / "config.json").write_text("{}")
+    assert hand_over_folder("mim", tmp_path / "mim") == tmp_path / "mim" / "last"
+    assert hand_over_folder("recommender", tmp_path / "mim") == tmp_path / "mim" / "best"
