@@ -133,10 +133,8 @@ def _reply(crs, turns, args):
 
 def _ranking(args) -> dict:
     """The ranking switches as :meth:`~modeling_kgsf.ConversationalRecommender.recommend` arguments."""
-    ranking = {"negation": not args.no_negation, "proximity_weight": args.proximity_weight, "candidates": args.candidates}
-    if args.no_audience:  # only when asked: a folder's own older pipeline code may not take it
-        ranking["audience"] = False
-    return ranking
+    return {"negation": not args.no_negation, "proximity_weight": args.proximity_weight, "candidates": args.candidates,
+            "audience": not args.no_audience}
 
 
 def format_reply_items(items: list[Recommendation]) -> list[str]:

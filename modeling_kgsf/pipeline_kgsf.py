@@ -406,29 +406,36 @@ class ConversationalRecommender:
                           proximity_weight=proximity_weight, negative_weight=negative_weight, candidates=candidates,
                           audience=audience)
 
-    def without_rejections(self, turns, row: dict) -> tuple[dict, set[int]]:
+    def rejections(self, turns) -> tuple[set[int], set[str]]:
+        """``(rejected entity ids, rejected words)`` of normalised ``turns``
+        (:func:`~modeling_kgsf.preferences_kgsf.rejected_in_turns`)."""
+        return prefs.rejected_in_turns(turns, self.resources.tokenizer, self.resources.linker, concept_id=self.resources.concept_id)
+
+    def without_rejections(self, turns, row: dict, rejections=None) -> tuple[dict, set[int]]:
         """``(row, rejected entity ids)``: the processed ``row`` of normalised ``turns`` without the
-        entities and concept words the seeker rejects (the same row when nothing is rejected)."""
-        rejected, rejected_words = prefs.rejected_in_turns(turns, self.resources.tokenizer, self.resources.linker,
-                                                           concept_id=self.resources.concept_id)
+        entities and concept words the seeker rejects (the same row when nothing is rejected);
+        ``rejections``: :meth:`rejections` of the turns, when already known."""
+        rejected, rejected_words = rejections if rejections is not None else self.rejections(turns)
         concepts = {c for c in map(self.resources.concept_id, rejected_words) if c is not None}
         if not rejected and not concepts:
             return row, rejected
         return prefs.without_rejected(row, rejected, concepts), rejected
 
-    def audience(self, turns, row: dict, negation: bool = True, lift_weight: float = prefs.CUE_LIFT_WEIGHT) -> dict:
+    def audience(self, turns, row: dict, negation: bool = True, lift_weight: float = prefs.CUE_LIFT_WEIGHT,
+                 rejections=None) -> dict:
         """What the training conversations say the request wants (``item_cues.json``,
         :class:`~modeling_kgsf.preferences_kgsf.ItemCues`), as :func:`adjust_scores` arguments:
         ``ruled_out`` (horror films and films seldom named with children, for a request about
         children or like a children's film; horror films when the seeker rejects horror, with
         ``negation``) and ``bonus`` (for a request about children, the films such conversations
-        name, ``lift_weight`` nats per unit of log lift). Empty when the folder has no ``item_cues.json``."""
+        name, ``lift_weight`` nats per unit of log lift). Empty when the folder has no ``item_cues.json``.
+        ``rejections``: :meth:`rejections` of the turns, when already known."""
         cues = self.processor.item_cues
         if cues is None:
             return {}
         rejected_words = set()
         if negation:
-            _, rejected_words = prefs.rejected_in_turns(turns, self.tokenizer, self.resources.linker, concept_id=self.resources.concept_id)
+            _, rejected_words = rejections if rejections is not None else self.rejections(turns)
         liked = [self.item_index_of_entity[e] for e in row["context_items"] if e in self.item_index_of_entity]
         asked = prefs.request_cues(turns, self.tokenizer)
         return {"ruled_out": cues.ruled_out(asked, liked, rejected_words), "bonus": cues.bonus(asked, liked, lift_weight)}
@@ -441,8 +448,9 @@ class ConversationalRecommender:
         logits = out.rec_logits[0].float()
         mentioned = [self.item_index_of_entity[e] for e in row["context_items"] if e in self.item_index_of_entity]
         rejected = set()
+        rejections = self.rejections(turns) if negation else None  # read once, used by the row and the audience terms
         if negation:  # the recommender reads the context without what the seeker rejects
-            preferred_row, rejected = self.without_rejections(turns, row)
+            preferred_row, rejected = self.without_rejections(turns, row, rejections)
             if preferred_row is not row:
                 row = preferred_row
                 with torch.no_grad():
@@ -454,7 +462,7 @@ class ConversationalRecommender:
                                       prefs.DEFAULT_NEGATIVE_WEIGHT if negative_weight is None else negative_weight,
                                       candidates=prefs.DEFAULT_CANDIDATES if candidates is None else candidates,
                                       excluded=mentioned if exclude_mentioned else (),
-                                      **(self.audience(turns, row, negation) if audience else {}))
+                                      **(self.audience(turns, row, negation, rejections=rejections) if audience else {}))
         if exclude_mentioned:
             ranking[mentioned] = float("-inf")
         k = max(0, min(k, int(torch.isfinite(ranking).sum())))

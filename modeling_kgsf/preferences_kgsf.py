@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import math
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -371,17 +371,22 @@ class ItemCues:
     item_conversations: np.ndarray  # (n_item,)
     cue_conversations: dict[str, int]
     item_cue_conversations: dict[str, np.ndarray]  # cue -> (n_item,)
+    # the binomial tails of each cue, computed on first use (the counts never change): a request
+    # then costs array lookups, not a test over every item
+    _tails_of: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def share(self, cue: str) -> np.ndarray:
         """(n_item,) share of each item's conversations that use the cue (0 where it is never named)."""
         return self.item_cue_conversations[cue] / np.maximum(self.item_conversations, 1)
 
     def _tails(self, cue: str) -> tuple[np.ndarray, np.ndarray]:
-        from scipy.stats import binom
+        if cue not in self._tails_of:
+            from scipy.stats import binom
 
-        n, k = self.item_conversations, self.item_cue_conversations[cue]
-        rate = self.cue_conversations[cue] / max(1, self.conversations)
-        return binom.sf(k - 1, n, rate), binom.cdf(k, n, rate)  # P(X >= k), P(X <= k)
+            n, k = self.item_conversations, self.item_cue_conversations[cue]
+            rate = self.cue_conversations[cue] / max(1, self.conversations)
+            self._tails_of[cue] = binom.sf(k - 1, n, rate), binom.cdf(k, n, rate)  # P(X >= k), P(X <= k)
+        return self._tails_of[cue]
 
     def goes_with(self, cue: str, level: float = CUE_LEVEL) -> np.ndarray:
         """(n_item,) bool: named with the cue far more often than chance, in at least half its conversations."""
@@ -515,14 +520,11 @@ def adjust_scores(logits: torch.Tensor, proximity: GraphProximity, liked_entitie
         ranking = ranking + proximity_weight * proximity.boost([*liked, *genres]).to(ranking.device)
         if genres:
             ranking = ranking - proximity_weight * proximity.mismatch(genres).to(ranking.device)
-    if proximity_weight and negative_weight and genres:  # the graph's say: off with proximity_weight 0
-        unsuitable = proximity.unsuitable(genres)
-        if ruled_out is not None:
-            unsuitable = torch.maximum(unsuitable, ruled_out)
-        if unsuitable.any():
-            ranking = ranking - negative_weight * unsuitable.to(ranking.device)
-    elif negative_weight and ruled_out is not None and ruled_out.any():
-        ranking = ranking - negative_weight * ruled_out.to(ranking.device)
+    unsuitable = proximity.unsuitable(genres) if proximity_weight and genres else None  # the graph's say: off with proximity_weight 0
+    if ruled_out is not None:
+        unsuitable = ruled_out if unsuitable is None else torch.maximum(unsuitable, ruled_out)
+    if negative_weight and unsuitable is not None and unsuitable.any():
+        ranking = ranking - negative_weight * unsuitable.to(ranking.device)
     if negative_weight and rejected:
         ranking = ranking - negative_weight * proximity.penalty(rejected).to(ranking.device)
     if bonus is not None:

@@ -43,6 +43,25 @@ def train_stage(stage: str, training_args: TrainingArguments, data: KGSFData, mo
     return summary
 
 
+# What the next stage starts from: a stage's best/ folder, except MIM's last weights, which the
+# reference keeps (it trains MIM 3 epochs and goes on). Measured (docs/RESULTS.md, "MIM for 3 epochs
+# before the recommender"): the best by validation MIM loss was epoch 1 of 3 and gave no gain over
+# -MIM; the last weights gave R@50 .388 against .374 (small config, 3 seeds).
+HAND_OVER = {"mim": "last"}
+
+
+def hand_over_options(stage: str) -> dict:
+    """The flags a stage needs so that :func:`hand_over_folder` exists (``save_last`` for MIM)."""
+    return {"save_last": True} if HAND_OVER.get(stage) == "last" else {}
+
+
+def hand_over_folder(stage: str, stage_dir) -> Path:
+    """The folder of a finished stage that the next stage starts from (:data:`HAND_OVER`); a stage
+    finished before ``last/`` was kept hands over its ``best/``."""
+    folder = Path(stage_dir) / HAND_OVER.get(stage, "best")
+    return folder if (folder / "config.json").is_file() else Path(stage_dir) / "best"
+
+
 # ------------------------------------------------------------------------------------------------
 # Stage 1: MIM pre-training
 # ------------------------------------------------------------------------------------------------
@@ -105,25 +124,6 @@ def train_recommender(argv=None) -> dict:
 # ------------------------------------------------------------------------------------------------
 # Stage 3: the conversation model
 # ------------------------------------------------------------------------------------------------
-# What the next stage starts from: a stage's best/ folder, except MIM's last weights, which the
-# reference keeps (it trains MIM 3 epochs and goes on). Measured (docs/RESULTS.md, "MIM for 3 epochs
-# before the recommender"): the best by validation MIM loss was epoch 1 of 3 and gave no gain over
-# -MIM; the last weights gave R@50 .388 against .374 (small config, 3 seeds).
-HAND_OVER = {"mim": "last"}
-
-
-def hand_over_options(stage: str) -> dict:
-    """The flags a stage needs so that :func:`hand_over_folder` exists (``save_last`` for MIM)."""
-    return {"save_last": True} if HAND_OVER.get(stage) == "last" else {}
-
-
-def hand_over_folder(stage: str, stage_dir) -> Path:
-    """The folder of a finished stage that the next stage starts from (:data:`HAND_OVER`); a stage
-    finished before ``last/`` was kept hands over its ``best/``."""
-    folder = Path(stage_dir) / HAND_OVER.get(stage, "best")
-    return folder if (folder / "config.json").is_file() else Path(stage_dir) / "best"
-
-
 SELECTIONS = ("perplexity", "generation")
 # -log-perplexity + 0.1 * distinct-4 per reply (weighted down: it is several units on a sample of a few hundred
 # replies) + item ratio - loop rate (README, "Metrics")
